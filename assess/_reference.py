@@ -1,0 +1,311 @@
+"""The reference scorer: plain Python, one assessment at a time, in the order of the standard.
+
+It is written to be read beside an instrument's report clauses (for GB/T 42195: C.1 domain
+scores → C.2 total → C.3 initial level → C.4 rules → C.5 final level), and it is the oracle the
+compiled kernel is tested against. Nothing here knows any particular instrument: every number and
+rule comes from the definition file.
+
+Answer states (shared/reference/data-hygiene.md §4): a question is *answered* with an allowed
+code, *missing* (no value), or carries a value that is *not allowed*. A blank is never 0.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import icd10
+from . import model as m
+from .errors import Code, Problem, format_allowed, problem
+
+# Row status, most severe first when several apply: not allowed > inconsistent > incomplete.
+OK, NOT_ALLOWED, INCOMPLETE, INCONSISTENT = 0, 1, 2, 3
+STATUS_NAMES = ("ok", "not_allowed", "incomplete", "inconsistent")
+NULL_SCORE = np.iinfo(np.int32).min   # "no score" in raw batch output; never a real sum
+
+
+@dataclass
+class FiredRule:
+    rule: m.Rule
+    reason: str
+
+
+@dataclass
+class Evaluation:
+    """Everything the reference computes for one assessment."""
+
+    instrument: m.Instrument
+    answers: dict = field(default_factory=dict)        # question id → Option, or list of ICD-10 codes
+    item_points: dict = field(default_factory=dict)    # item id → points, None when not answered
+    domains: dict = field(default_factory=dict)        # domain id → score or None
+    scores: dict = field(default_factory=dict)         # derived score id → value or None
+    level_initial: int | None = None
+    level: int | None = None
+    fired: list = field(default_factory=list)          # FiredRule, in rule order
+    problems: list = field(default_factory=list)       # Problem
+    status: int = OK
+    error_field: str | None = None
+    trace: list = field(default_factory=list)
+
+    @property
+    def total(self):
+        return self.scores.get(self.instrument.level_score, self.domains.get(self.instrument.level_score))
+
+
+# --------------------------------------------------------------------------- answers
+
+def is_missing(value) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    if isinstance(value, str) and not value.strip():
+        return True
+    return type(value).__name__ in ("NAType", "NaTType")
+
+
+def code_key(value) -> str | None:
+    """Canonical key of an answer code: 4, "4", 4.0 and np.int8(4) all give "4"; None if malformed."""
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, (float, np.floating)):
+        return str(int(value)) if float(value).is_integer() else None
+    if hasattr(value, "__index__"):
+        return str(int(value))
+    return None
+
+
+def _where(ins: m.Instrument, row: int | None) -> str:
+    return f"{ins.id} v{ins.version}" + (f", row {row}" if row is not None else "")
+
+
+def read_answers(ins: m.Instrument, answers, row: int | None = None) -> tuple[dict, list, list]:
+    """Normalise raw answers. Returns (answers by id, problems, ids of missing required questions)."""
+    where = _where(ins, row)
+    known = ins._questions
+    problems: list[Problem] = []
+    for key in answers:
+        if key not in known:
+            problems.append(problem(Code.RESP_001, where=where, item=key, allowed=format_allowed(known, 6)))
+    out: dict = {}
+    missing: list[str] = []
+    for q in (*ins.items, *ins.fields):
+        raw = answers.get(q.id)
+        if isinstance(q, m.Field) and q.type == "icd10_list":
+            codes = _read_icd10(q, raw, where, problems)
+            if codes is None:
+                if q.required:
+                    missing.append(q.id)
+            else:
+                out[q.id] = codes
+            continue
+        if is_missing(raw):
+            if q.required:
+                missing.append(q.id)
+            continue
+        key = code_key(raw)
+        opt = q.option(key) if key is not None else None
+        if opt is None:
+            problems.append(problem(Code.RESP_002, where=where, item=q.id, label=q.label.zh, value=raw,
+                                    allowed=format_allowed(q.codes)))
+        else:
+            out[q.id] = opt
+    return out, problems, missing
+
+
+def _read_icd10(q: m.Field, raw, where: str, problems: list) -> list | None:
+    if is_missing(raw):
+        return None if q.required else []
+    codes = icd10.split(raw) if isinstance(raw, str) else list(raw) if isinstance(raw, (list, tuple)) else None
+    bad = [c for c in codes or [] if not isinstance(c, str) or icd10.category(c) is None]
+    if codes is None or bad:
+        problems.append(problem(Code.RESP_005, where=where, item=q.id, label=q.label.zh,
+                                value=bad[0] if bad else raw, expected=icd10.EXPECTED))
+        return []
+    return [c.strip().upper() for c in codes]
+
+
+# --------------------------------------------------------------------------- conditions
+
+def holds(cond: m.Condition, answers: dict) -> str | None:
+    """Why a condition holds on the answers given (a short reason), or None when it does not.
+
+    A condition about a question that has no valid answer does not hold.
+    """
+    if isinstance(cond, m.AnyOf):
+        for c in cond.conditions:
+            reason = holds(c, answers)
+            if reason:
+                return reason
+        return None
+    if isinstance(cond, m.AllOf):
+        reasons = [holds(c, answers) for c in cond.conditions]
+        return "，".join(reasons) if all(reasons) else None
+    if isinstance(cond, m.CodeIn):
+        opt = answers.get(cond.field)
+        return f"{cond.field}={opt.raw}（{opt.label.zh}）" if opt is not None and opt.key in cond.keys else None
+    if isinstance(cond, m.ValueAtLeast):
+        opt = answers.get(cond.field)
+        return f"{cond.field}={opt.value} ≥ {cond.at_least}" if opt is not None and opt.value >= cond.at_least else None
+    if isinstance(cond, m.SumAtLeast):
+        parts = [(f, answers[f].value) for f in cond.fields if f in answers]
+        total = sum(v for _, v in parts)
+        shown = " + ".join(f"{f}={v}" for f, v in parts)
+        return f"{shown} = {total} ≥ {cond.at_least}" if total >= cond.at_least else None
+    if isinstance(cond, m.Icd10In):
+        for code in answers.get(cond.field, ()):
+            rng = icd10.in_ranges(icd10.category(code), cond.ranges)
+            if rng:
+                return f"{cond.field} 含 {code}（{rng[0]}–{rng[1]}）"
+        return None
+    raise TypeError(f"unknown condition {cond!r}")
+
+
+# --------------------------------------------------------------------------- scoring
+
+def evaluate(ins: m.Instrument, answers, row: int | None = None) -> Evaluation:
+    """Score one assessment, clause by clause, recording a readable trace."""
+    ev = Evaluation(ins)
+    ev.answers, ev.problems, missing = read_answers(ins, answers, row)
+    given = ev.answers
+    t = ev.trace
+
+    # Item points: an answered item scores its option's points.
+    for item in ins.items:
+        opt = given.get(item.id)
+        ev.item_points[item.id] = opt.points if opt is not None else None
+
+    # Domain scores (GB/T 42195 C.1): the sum of the domain's item points, when all are answered.
+    for d in ins.domains:
+        pts = [ev.item_points[i] for i in d.items]
+        ev.domains[d.id] = sum(pts) if None not in pts else None
+        shown = " + ".join("?" if p is None else str(p) for p in pts)
+        t.append(_step(d.id, f"{d.label.zh} = {shown} = {_show(ev.domains[d.id])}",
+                       f"{d.label.en or d.id} = {_show(ev.domains[d.id])}"))
+
+    # Derived scores (GB/T 42195 C.2 total): sums of domains, items or earlier scores.
+    values = {**ev.item_points, **ev.domains}
+    for s in ins.scores:
+        parts = [values.get(p) for p in s.sum]
+        values[s.id] = ev.scores[s.id] = sum(parts) if None not in parts else None
+        t.append(_step(s.clause or s.id, f"{s.label.zh} = {' + '.join(map(_show, parts))} = {_show(values[s.id])}",
+                       f"{s.label.en or s.id} = {_show(values[s.id])}"))
+
+    # Initial level (C.3): the band that holds the level score.
+    total = values.get(ins.level_score)
+    if total is not None:
+        band = next(b for b in ins.bands if b.min <= total <= b.max)
+        ev.level_initial = band.level
+        t.append(_step(ins.levels_clause or "levels",
+                       f"初步等级：{ins.level_score} {total} 在 {band.min}–{band.max} 分 → {band.level} {band.label.zh}",
+                       f"initial level: {total} in {band.min}–{band.max} → {band.level} {band.label.en}"))
+
+    # Adjustment rules (C.4): each rule that holds on the answers given is reported.
+    for rule in ins.rules:
+        reason = holds(rule.when, given)
+        if reason:
+            ev.fired.append(FiredRule(rule, reason))
+        t.append(_step(rule.clause, f"{rule.id} {'成立' if reason else '不成立'}：{rule.label.zh}"
+                       + (f"（{reason}）" if reason else ""),
+                       f"{rule.id} {'holds' if reason else 'does not hold'}: {rule.label.en}"
+                       + (f" ({reason})" if reason else "")))
+
+    # Consistency between answers (e.g. A.5.11 coma vs B.3.9 consciousness).
+    inconsistent = []
+    for c in ins.constraints:
+        if holds(c.when, given):
+            inconsistent.append(c)
+            ev.problems.append(problem(Code.RESP_004, where=_where(ins, row), item=_first_field(c.when),
+                                       detail=c.message.zh))
+
+    # Status: not allowed > inconsistent > incomplete > ok; only an ok assessment gets a level.
+    not_allowed = [p for p in ev.problems if p.code in (Code.RESP_002, Code.RESP_005)]
+    if not_allowed:
+        ev.status, ev.error_field = NOT_ALLOWED, _first_in_order(ins, [p.item for p in not_allowed])
+    elif inconsistent:
+        ev.status, ev.error_field = INCONSISTENT, _first_field(inconsistent[0].when)
+    elif missing:
+        ev.status, ev.error_field = INCOMPLETE, missing[0]
+        for qid in missing:
+            q = ins.question(qid)
+            ev.problems.append(problem(Code.RESP_003, where=_where(ins, row), item=qid, label=q.label.zh,
+                                       allowed=format_allowed(q.codes) if q.options else icd10.EXPECTED))
+    if ev.status != OK:
+        ev.level_initial = None
+        t.append(_step("status", f"未评定等级：{_STATUS_ZH[ev.status]}", f"no level: {STATUS_NAMES[ev.status]}"))
+        return ev
+
+    # Final level (C.5): a rule that sets the level decides it; otherwise the raises are combined
+    # (max: one raise in total; sum: each rule adds) and capped at the highest level.
+    setter = next((f for f in ev.fired if f.rule.set_level is not None), None)
+    if setter is not None:
+        ev.level = setter.rule.set_level
+        how = f"{setter.rule.id} 直接评定为 {ev.level}"
+    else:
+        raises = [f.rule.raise_by for f in ev.fired if f.rule.raise_by]
+        up = (max(raises) if ins.raise_combination == "max" else sum(raises)) if raises else 0
+        ev.level = min(ins.max_level, ev.level_initial + up)
+        how = f"初步等级 {ev.level_initial} + 上调 {up}" + ("（封顶）" if ev.level_initial + up > ins.max_level else "")
+    t.append(_step("final", f"最终等级：{how} → {ev.level} {ins.band(ev.level).label.zh}",
+                   f"final level {ev.level} {ins.band(ev.level).label.en}"))
+    return ev
+
+
+_STATUS_ZH = {NOT_ALLOWED: "有不允许的答案代码", INCOMPLETE: "有必答项缺失", INCONSISTENT: "答案之间相互矛盾"}
+
+
+def _step(clause: str, zh: str, en: str) -> dict:
+    return {"clause": clause, "zh": zh, "en": en}
+
+
+def _show(v) -> str:
+    return "?" if v is None else str(v)
+
+
+def _first_field(cond: m.Condition) -> str:
+    from .instrument import iter_conditions
+    atom = next(iter_conditions(cond))
+    return atom.fields[0] if isinstance(atom, m.SumAtLeast) else atom.field
+
+
+def _first_in_order(ins: m.Instrument, ids: list) -> str:
+    order = {q: i for i, q in enumerate(ins._questions)}
+    return min(ids, key=lambda q: order.get(q, len(order)))
+
+
+# --------------------------------------------------------------------------- batch
+
+def score_columns(ins: m.Instrument, columns, n: int) -> dict:
+    """Score a batch row by row; the raw arrays the compiled kernel must reproduce exactly.
+
+    ``columns`` maps question id → a sequence of n raw values; absent questions are missing.
+    """
+    q_index = {q: i for i, q in enumerate(ins._questions)}
+    out = {
+        "domains": np.full((n, len(ins.domains)), NULL_SCORE, np.int32),
+        "scores": np.full((n, len(ins.scores)), NULL_SCORE, np.int32),
+        "level_initial": np.full(n, -1, np.int8),
+        "level": np.full(n, -1, np.int8),
+        "rules": np.zeros(n, np.uint32),
+        "status": np.zeros(n, np.uint8),
+        "error_field": np.full(n, -1, np.int16),
+    }
+    names = [q for q in q_index if q in columns]
+    rule_bit = {r.id: 1 << i for i, r in enumerate(ins.rules)}
+    for row in range(n):
+        ev = evaluate(ins, {q: columns[q][row] for q in names})
+        for j, d in enumerate(ins.domains):
+            if ev.domains[d.id] is not None:
+                out["domains"][row, j] = ev.domains[d.id]
+        for j, s in enumerate(ins.scores):
+            if ev.scores[s.id] is not None:
+                out["scores"][row, j] = ev.scores[s.id]
+        out["level_initial"][row] = -1 if ev.level_initial is None else ev.level_initial
+        out["level"][row] = -1 if ev.level is None else ev.level
+        out["rules"][row] = sum(rule_bit[f.rule.id] for f in ev.fired)
+        out["status"][row] = ev.status
+        out["error_field"][row] = -1 if ev.error_field is None else q_index[ev.error_field]
+    return out

@@ -1,0 +1,86 @@
+"""Tables in, tables out: the columnar side of :func:`assess.score`.
+
+A scoring backend (compiled kernel or reference) turns question columns into raw arrays
+(see ``_reference.score_columns``); this module reads pandas / pyarrow input and builds the output
+table, with nulls where a score or level is not defined.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from . import _reference
+from . import model as m
+
+
+def _as_arrow(table) -> tuple[pa.Table, str]:
+    if isinstance(table, pa.Table):
+        return table, "arrow"
+    if isinstance(table, pa.RecordBatch):
+        return pa.Table.from_batches([table]), "batch"
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - pandas is a dependency
+        pd = None
+    if pd is not None and isinstance(table, pd.DataFrame):
+        return pa.Table.from_pandas(table, preserve_index=False), "pandas"
+    raise TypeError(f"score() takes a pandas DataFrame or a pyarrow Table/RecordBatch, not {type(table).__name__}")
+
+
+def output_schema(ins: m.Instrument) -> pa.Schema:
+    """The columns :func:`assess.score` returns for an instrument, in order."""
+    fields = [pa.field(d.id, pa.int32()) for d in ins.domains]
+    fields += [pa.field(s.id, pa.int32()) for s in ins.scores]
+    fields += [pa.field("level_initial", pa.int8()), pa.field("level", pa.int8()),
+               pa.field("rules", pa.uint32(), nullable=False)]
+    fields += [pa.field(f"rule_{r.id}", pa.bool_(), nullable=False) for r in ins.rules]
+    fields += [pa.field("status", pa.dictionary(pa.int8(), pa.string()), nullable=False),
+               pa.field("error_field", pa.dictionary(pa.int16(), pa.string()))]
+    return pa.schema(fields)
+
+
+def score_table(ins: m.Instrument, table, kernel=None):
+    arrow, kind = _as_arrow(table)
+    if kernel is not None:
+        raw = kernel.score_arrow(ins, arrow)
+    else:
+        present = [q for q in ins._questions if q in arrow.column_names]
+        columns = {q: arrow.column(q).to_pylist() for q in present}
+        raw = _reference.score_columns(ins, columns, arrow.num_rows)
+    out = to_arrow(ins, raw)
+    if kind == "pandas":
+        return to_pandas(out)
+    return out.to_batches()[0] if kind == "batch" and out.num_rows else out
+
+
+def to_arrow(ins: m.Instrument, raw: dict) -> pa.Table:
+    """Build the output table from a backend's raw arrays."""
+    schema = output_schema(ins)
+    cols = []
+    null = _reference.NULL_SCORE
+    for j in range(len(ins.domains)):
+        v = raw["domains"][:, j]
+        cols.append(pa.array(v, pa.int32(), mask=v == null))
+    for j in range(len(ins.scores)):
+        v = raw["scores"][:, j]
+        cols.append(pa.array(v, pa.int32(), mask=v == null))
+    for name in ("level_initial", "level"):
+        v = raw[name]
+        cols.append(pa.array(v, pa.int8(), mask=v < 0))
+    rules = raw["rules"]
+    cols.append(pa.array(rules, pa.uint32()))
+    for i in range(len(ins.rules)):
+        cols.append(pa.array((rules >> np.uint32(i)) & np.uint32(1) == 1, pa.bool_()))
+    cols.append(pa.DictionaryArray.from_arrays(pa.array(raw["status"].astype(np.int8)),
+                                               pa.array(_reference.STATUS_NAMES)))
+    err = raw["error_field"]
+    cols.append(pa.DictionaryArray.from_arrays(pa.array(err, pa.int16(), mask=err < 0),
+                                               pa.array(list(ins._questions), pa.string())))
+    return pa.Table.from_arrays(cols, schema=schema)
+
+
+def to_pandas(table: pa.Table):
+    import pandas as pd
+    nullable = {pa.int8(): pd.Int8Dtype(), pa.int16(): pd.Int16Dtype(), pa.int32(): pd.Int32Dtype(),
+                pa.uint32(): pd.UInt32Dtype()}
+    return table.to_pandas(types_mapper=nullable.get)

@@ -1,0 +1,158 @@
+"""The ``assess`` command line. Errors from the library are translated here, once."""
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import AssessError
+from .instrument import list_instruments, load_instrument, load_path
+from .score import score_one
+
+
+def _settings(pairs) -> dict:
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{pair!r}: write NAME=VALUE, e.g. gbt42195-2022.raise_stacking=additive",
+                                     param_hint="--set")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def _dump(obj) -> None:
+    click.echo(json.dumps(obj, ensure_ascii=False, indent=2))
+
+
+def reports_errors(fn):
+    """Print an AssessError's problems (or, with --json, its codes) and exit 2."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except AssessError as exc:
+            if kwargs.get("as_json"):
+                click.echo(json.dumps(exc.to_dict(), ensure_ascii=False, indent=2), err=True)
+            else:
+                for p in exc.problems:
+                    click.echo(f"error {p.code.name}: {p.message}", err=True)
+            sys.exit(2)
+    return wrapper
+
+
+@click.group()
+@click.version_option(__version__, prog_name="assess")
+def main():
+    """assess: score standardised elderly ability and disability assessments."""
+
+
+@main.group()
+def instruments():
+    """List, show and validate instrument definitions."""
+
+
+@instruments.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@reports_errors
+def instruments_list(as_json):
+    """List the installed instruments and their versions."""
+    refs = list_instruments()
+    if as_json:
+        _dump([{"id": r.id, "version": r.version, "title": r.title, "title_en": r.title_en,
+                "effective_date": r.effective_date} for r in refs])
+        return
+    for r in refs:
+        click.echo(f"{r.id}\t{r.version}\t{r.title}\t{r.effective_date or '生效日期未核实'}")
+
+
+@instruments.command("show")
+@click.argument("instrument_id")
+@click.option("--version", "version", default=None, help="Instrument version (default: newest).")
+@click.option("--set", "pairs", multiple=True, metavar="NAME=VALUE", help="Change a setting.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@reports_errors
+def instruments_show(instrument_id, version, pairs, as_json):
+    """Show an instrument: items, options and points, bands, rules and settings in force."""
+    ins = load_instrument(instrument_id, version=version, settings=_settings(pairs))
+    if as_json:
+        _dump({"id": ins.id, "version": ins.version, "title": ins.title.to_dict(), "direction": ins.direction,
+               "source": dict(ins.source), "effective_date": ins.effective_date,
+               "notes": [n.to_dict() for n in ins.notes], "settings": ins.describe_settings(),
+               "items": [{"id": i.id, "domain": i.domain, "label": i.label.to_dict(),
+                          "options": [{"code": o.raw, "points": o.points, "label": o.label.zh} for o in i.options]}
+                         for i in ins.items],
+               "bands": [{"level": b.level, "min": b.min, "max": b.max, "label": b.label.to_dict()} for b in ins.bands],
+               "rules": [{"id": r.id, "clause": r.clause, "label": r.label.zh} for r in ins.rules]})
+        return
+    click.echo(f"{ins.id} v{ins.version}  {ins.title.zh}  ({ins.title.en})")
+    click.echo(f"来源: {ins.source['citation']}")
+    click.echo(f"生效日期: {ins.effective_date or '未核实'}  方向: {ins.direction}\n")
+    for d in ins.domains:
+        items = [i for i in ins.items if i.domain == d.id]
+        click.echo(f"{d.id} {d.label.zh}  (0–{sum(i.max_points for i in items)})")
+        for i in items:
+            opts = " · ".join(f"{o.raw}={o.points}" for o in i.options)
+            click.echo(f"  {i.id} {i.label.zh}: {opts}")
+    click.echo("\n等级:")
+    for b in ins.bands:
+        click.echo(f"  {b.level} {b.label.zh}: {b.min}–{b.max}")
+    click.echo("\n规则:")
+    for r in ins.rules:
+        click.echo(f"  {r.id} [{r.clause}] {r.label.zh}")
+    click.echo("\n设置 (settings):")
+    for s in ins.describe_settings():
+        mark = "" if s["value"] == s["default"] else "  (changed)"
+        click.echo(f"  {s['name']} = {s['value']}{mark}   [{s['status']}; allowed: {', '.join(s['allowed'])};"
+                   f" default {s['default']}]")
+
+
+@instruments.command("validate")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print problems as JSON.")
+def instruments_validate(paths, as_json):
+    """Validate definition files; list every problem found in each."""
+    failed = False
+    for path in paths:
+        try:
+            ins = load_path(path)
+        except AssessError as exc:
+            failed = True
+            if as_json:
+                click.echo(json.dumps({"path": str(path), **exc.to_dict()}, ensure_ascii=False), err=True)
+            else:
+                click.echo(f"{path}: {len(exc.problems)} problem(s)", err=True)
+                for p in exc.problems:
+                    click.echo(f"  {p.code.name}: {p.message}", err=True)
+        else:
+            click.echo(f"{path}: ok ({ins.id} v{ins.version}, {len(ins.items)} items)")
+    sys.exit(1 if failed else 0)
+
+
+@main.command("score-one")
+@click.argument("instrument_id")
+@click.argument("answers", type=click.File("r", encoding="utf-8"))
+@click.option("--text", is_flag=True, help="Print a readable Chinese summary instead of JSON.")
+@click.option("--set", "pairs", multiple=True, metavar="NAME=VALUE", help="Change a setting.")
+@click.option("--allow-incomplete", is_flag=True, help="Score complete domains even if answers are missing.")
+@click.option("--json", "as_json", is_flag=True, help="Print errors as JSON.")
+@reports_errors
+def score_one_cmd(instrument_id, answers, text, pairs, allow_incomplete, as_json):
+    """Score one assessment from a JSON file of answers (use - for standard input)."""
+    try:
+        data = json.load(answers)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON ({exc}); give an object mapping item ids to codes",
+                                 param_hint="ANSWERS") from exc
+    if not isinstance(data, dict):
+        raise click.BadParameter("give a JSON object mapping item ids to codes", param_hint="ANSWERS")
+    result = score_one(instrument_id, data, settings=_settings(pairs), allow_incomplete=allow_incomplete)
+    click.echo(result.summary_zh() if text else json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,492 @@
+"""Find, read, validate and build instrument definitions.
+
+Reading follows pyxform's order: the file is parsed into plain data, validated against the JSON
+Schema shipped in ``assess/schemas``, then cross-checked (references, unique ids, bands covering
+the reachable score range). Every problem found is gathered, located by file, line and item, and
+raised once as an :class:`~assess.errors.InstrumentError`. Only then is the data built into the
+frozen objects of :mod:`assess.model`; :func:`build` does no file I/O.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import jsonschema
+import yaml
+
+from . import model as m
+from .errors import Code, InstrumentError, SettingError, format_allowed, problem
+
+_SCHEMA_PATH = Path(__file__).parent / "schemas" / "instrument.schema.json"
+PATH_ENV = "ASSESS_INSTRUMENTS_PATH"
+
+
+@dataclass(frozen=True)
+class InstrumentRef:
+    """One installed instrument version, as :func:`list_instruments` lists it."""
+
+    id: str
+    version: str
+    title: str
+    title_en: str
+    effective_date: str | None
+    path: str
+
+
+# --------------------------------------------------------------------------- discovery
+
+def _search_dirs() -> list[Path]:
+    dirs = [Path(p) for p in os.environ.get(PATH_ENV, "").split(os.pathsep) if p]
+    packaged = resources.files("assess") / "instruments"          # wheel: assess/instruments
+    source = Path(__file__).resolve().parent.parent / "instruments"  # source checkout
+    for d in (Path(str(packaged)), source):
+        if d.is_dir() and d not in dirs:
+            dirs.append(d)
+    return dirs
+
+
+def _version_key(version: str):
+    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"[.-]", version)]
+
+
+@functools.lru_cache(maxsize=None)
+def _index() -> dict[str, dict[str, Path]]:
+    found: dict[str, dict[str, Path]] = {}
+    for d in _search_dirs():
+        for path in sorted(d.glob("*/*.yaml")):
+            found.setdefault(path.parent.name, {}).setdefault(path.stem, path)
+    return found
+
+
+def list_instruments() -> list[InstrumentRef]:
+    """Every installed instrument version, sorted by id then version."""
+    out = []
+    for iid, versions in sorted(_index().items()):
+        for version in sorted(versions, key=_version_key):
+            data = _read(versions[version])[0]
+            out.append(InstrumentRef(iid, version, data["title"]["zh"], data["title"].get("en", ""),
+                                     data["effective"]["date"], str(versions[version])))
+    return out
+
+
+def load_instrument(instrument_id: str, version: str | None = None, settings: Mapping | None = None) -> m.Instrument:
+    """Load an installed instrument (the newest version unless one is named)."""
+    versions = _index().get(instrument_id)
+    if not versions or (version is not None and version not in versions):
+        known = [f"{r.id}@{r.version}" for r in list_instruments()]
+        raise InstrumentError(problem(Code.INSTR_006, id=instrument_id,
+                                      version=f" version {version!r}" if version else "",
+                                      allowed=format_allowed(known)))
+    version = version or max(versions, key=_version_key)
+    return _load_cached(str(versions[version]), _freeze(settings))
+
+
+def load_path(path: str | os.PathLike, settings: Mapping | None = None) -> m.Instrument:
+    """Load and validate a definition file that need not be installed."""
+    return _load_cached(str(Path(path).resolve()), _freeze(settings))
+
+
+def _freeze(settings):
+    return tuple(sorted((str(k), None if v is None else str(v)) for k, v in (settings or {}).items()))
+
+
+@functools.lru_cache(maxsize=64)
+def _load_cached(path: str, settings: tuple) -> m.Instrument:
+    data, lines = _read(Path(path))
+    validate(data, path, lines)
+    return build(data, path, settings=dict(settings))
+
+
+# --------------------------------------------------------------------------- reading
+
+def _read(path: Path) -> tuple[dict, dict]:
+    """Parse YAML into plain data plus a map from data path to 1-based line number."""
+    where = _display(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise InstrumentError(problem(Code.INSTR_007, where=where, detail=str(exc).replace("\n", " "))) from exc
+    if not isinstance(data, dict):
+        raise InstrumentError(problem(Code.INSTR_007, where=where, detail="the file does not hold a mapping"))
+    lines: dict[tuple, int] = {}
+    _walk_lines(node, (), lines)
+    return data, lines
+
+
+def _walk_lines(node, path: tuple, out: dict) -> None:
+    out[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            k = int(key.value) if key.tag.endswith(":int") else key.value
+            _walk_lines(value, path + (k,), out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, value in enumerate(node.value):
+            _walk_lines(value, path + (i,), out)
+
+
+def _display(path) -> str:
+    path = Path(path)
+    return f"{path.parent.name}/{path.name}"
+
+
+@functools.lru_cache(maxsize=1)
+def schema() -> dict:
+    return json.loads(_SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+# --------------------------------------------------------------------------- validation
+
+class _Problems:
+    """Collects located problems for one file."""
+
+    def __init__(self, data: dict, path: str, lines: dict):
+        self.data, self.file, self.lines, self.found = data, _display(path), lines, []
+
+    def where(self, path: tuple) -> tuple[str, str | None, int | None]:
+        line = None
+        for cut in range(len(path), -1, -1):
+            if path[:cut] in self.lines:
+                line = self.lines[path[:cut]]
+                break
+        item = None
+        if len(path) >= 2 and path[0] in ("items", "fields", "rules", "constraints", "domains", "scores"):
+            node = self.data.get(path[0])
+            if isinstance(node, list) and isinstance(path[1], int) and path[1] < len(node) \
+                    and isinstance(node[path[1]], dict):
+                item = node[path[1]].get("id")
+        where = f"{self.file}:{line}" if line else self.file
+        if item:
+            where += f", {path[0][:-1]} {item}"
+        elif path:
+            where += ", " + "/".join(str(p) for p in path)
+        return where, item, line
+
+    def add(self, code: Code, path: tuple, **kw) -> None:
+        where, item, line = self.where(path)
+        self.found.append(problem(code, where=where, item=item, line=line, **kw))
+
+
+def validate(data: dict, path: str, lines: dict | None = None) -> None:
+    """Check a parsed definition; raise once with every problem found."""
+    probs = _Problems(data, path, lines or {})
+    validator = jsonschema.Draft202012Validator(schema())
+    errors = sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
+    for err in errors:
+        detail = _schema_detail(err)
+        probs.add(Code.INSTR_001, tuple(err.absolute_path), detail=detail)
+    if not probs.found:
+        _check_references(data, probs)
+    if probs.found:
+        raise InstrumentError(probs.found)
+
+
+def _schema_detail(err: jsonschema.ValidationError) -> str:
+    if err.validator == "oneOf" and err.context:
+        # Report the branch that got furthest instead of "is not valid under any of the given schemas".
+        best = max(err.context, key=lambda e: (len(e.absolute_path), -len(e.message)))
+        return best.message
+    return err.message
+
+
+def _options(data: dict, q: dict, scales_key: str) -> list[dict] | None:
+    if "options" in q:
+        return q["options"]
+    return data.get(scales_key, {}).get(q.get("scale"))
+
+
+def _key(code) -> str:
+    return str(code)
+
+
+def _check_references(data: dict, probs: _Problems) -> None:
+    settings = data.get("settings", {})
+    for name, s in settings.items():
+        if s["default"] is not None and str(s["default"]) not in s["values"]:
+            probs.add(Code.INSTR_005, ("settings", name, "default"), value=s["default"],
+                      allowed=format_allowed(s["values"]))
+
+    domain_ids = [d["id"] for d in data.get("domains", [])]
+    _unique(domain_ids + [s["id"] for s in data.get("scores", [])], "domains", probs)
+    questions: dict[str, dict] = {}
+    for kind, scales_key in (("items", "scales"), ("fields", "field_scales")):
+        for i, q in enumerate(data.get(kind, [])):
+            if q["id"] in questions:
+                probs.add(Code.INSTR_002, (kind, i, "id"), id=q["id"])
+            questions[q["id"]] = q
+            if "scale" in q and q["scale"] not in data.get(scales_key, {}):
+                probs.add(Code.INSTR_003, (kind, i, "scale"), kind="scale", id=q["scale"],
+                          allowed=format_allowed(data.get(scales_key, {})))
+            opts = _options(data, q, scales_key)
+            if kind == "fields" and q["type"] == "icd10_list":
+                if "options" in q or "scale" in q:
+                    probs.add(Code.INSTR_001, (kind, i), detail="an icd10_list field takes no options")
+                continue
+            if kind == "fields" and opts is None and "scale" not in q:
+                probs.add(Code.INSTR_001, (kind, i), detail="a code field needs options or a scale")
+            keys = [_key(o["code"]) for o in opts or []]
+            for k in {k for k in keys if keys.count(k) > 1}:
+                probs.add(Code.INSTR_002, (kind, i, "options"), id=k)
+            if kind == "items" and q["domain"] not in domain_ids:
+                probs.add(Code.INSTR_003, (kind, i, "domain"), kind="domain", id=q["domain"],
+                          allowed=format_allowed(domain_ids))
+
+    ranges = _score_ranges(data)
+    known_scores = set(domain_ids) | set(questions)
+    for i, s in enumerate(data.get("scores", [])):
+        for part in s["sum"]:
+            if part not in known_scores:
+                probs.add(Code.INSTR_003, ("scores", i, "sum"), kind="score part", id=part,
+                          allowed=format_allowed(sorted(known_scores)))
+        known_scores.add(s["id"])
+
+    levels = data["levels"]
+    if levels["score"] not in ranges:
+        probs.add(Code.INSTR_003, ("levels", "score"), kind="score", id=levels["score"],
+                  allowed=format_allowed(ranges))
+    else:
+        _check_bands(levels["bands"], ranges[levels["score"]], probs)
+    level_numbers = {b["level"] for b in levels["bands"]}
+
+    ctx = _CondContext(data, questions, settings, probs)
+    for i, r in enumerate(data.get("rules", [])):
+        ctx.check(r["when"], ("rules", i, "when"))
+        target = r["effect"].get("set_level")
+        if isinstance(target, dict):
+            name = target["setting"]
+            if name not in settings:
+                probs.add(Code.INSTR_003, ("rules", i, "effect"), kind="setting", id=name,
+                          allowed=format_allowed(settings))
+            elif not all(v.isdigit() and int(v) in level_numbers for v in settings[name]["values"]):
+                probs.add(Code.INSTR_001, ("rules", i, "effect"),
+                          detail=f"every value of setting {name!r} must be a level number {sorted(level_numbers)}")
+        elif target is not None and target not in level_numbers:
+            probs.add(Code.INSTR_001, ("rules", i, "effect"),
+                      detail=f"set_level {target} is not a level {sorted(level_numbers)}")
+    _unique([r["id"] for r in data.get("rules", [])], "rules", probs)
+    for i, c in enumerate(data.get("constraints", [])):
+        ctx.check(c["when"], ("constraints", i, "when"))
+    comb = data.get("raise_combination")
+    if isinstance(comb, dict):
+        ctx.check_cases(comb, ("raise_combination",))
+
+
+def _unique(ids: list[str], kind: str, probs: _Problems) -> None:
+    seen = set()
+    for i, x in enumerate(ids):
+        if x in seen:
+            probs.add(Code.INSTR_002, (kind, i, "id"), id=x)
+        seen.add(x)
+
+
+def _score_ranges(data: dict) -> dict[str, tuple[int, int]]:
+    """Reachable [min, max] of every item, domain and derived score (plain sums)."""
+    ranges: dict[str, tuple[int, int]] = {}
+    for q in data.get("items", []):
+        pts = [o["points"] for o in _options(data, q, "scales") or []]
+        if pts:
+            ranges[q["id"]] = (min(pts), max(pts))
+    for d in data.get("domains", []):
+        parts = [ranges[q["id"]] for q in data["items"] if q["domain"] == d["id"] and q["id"] in ranges]
+        ranges[d["id"]] = (sum(p[0] for p in parts), sum(p[1] for p in parts))
+    for s in data.get("scores", []):
+        parts = [ranges[p] for p in s["sum"] if p in ranges]
+        if len(parts) == len(s["sum"]):
+            ranges[s["id"]] = (sum(p[0] for p in parts), sum(p[1] for p in parts))
+    return ranges
+
+
+def _check_bands(bands: list[dict], rng: tuple[int, int], probs: _Problems) -> None:
+    lo, hi = rng
+    levels = sorted(b["level"] for b in bands)
+    if levels != list(range(len(bands))):
+        probs.add(Code.INSTR_004, ("levels", "bands"), detail=f"levels are {levels}, expected 0…{len(bands) - 1}",
+                  lo=lo, hi=hi)
+    ordered = sorted(enumerate(bands), key=lambda ib: ib[1]["min"])
+    expect = lo
+    for i, b in ordered:
+        if b["min"] > b["max"]:
+            probs.add(Code.INSTR_004, ("levels", "bands", i), detail=f"level {b['level']} has min > max",
+                      lo=lo, hi=hi)
+        if b["min"] != expect:
+            kind = "gap before" if b["min"] > expect else "overlap at"
+            probs.add(Code.INSTR_004, ("levels", "bands", i), detail=f"{kind} level {b['level']} ({b['min']})",
+                      lo=lo, hi=hi)
+        if b["min"] > hi or b["max"] < lo:
+            probs.add(Code.INSTR_008, ("levels", "bands", i),
+                      detail=f"level {b['level']} ({b['min']}–{b['max']}) cannot be reached", lo=lo, hi=hi)
+        expect = max(expect, b["max"] + 1)
+    if expect != hi + 1:
+        probs.add(Code.INSTR_004, ("levels", "bands"), detail=f"bands end at {expect - 1}", lo=lo, hi=hi)
+
+
+class _CondContext:
+    def __init__(self, data, questions, settings, probs):
+        self.data, self.questions, self.settings, self.probs = data, questions, settings, probs
+
+    def _question(self, qid, path):
+        q = self.questions.get(qid)
+        if q is None:
+            self.probs.add(Code.INSTR_003, path, kind="item or field", id=qid,
+                           allowed=format_allowed(self.questions))
+        return q
+
+    def _opts(self, q):
+        return _options(self.data, q, "scales" if "domain" in q else "field_scales") or []
+
+    def check_cases(self, node, path):
+        name = node["by_setting"]
+        if name not in self.settings:
+            self.probs.add(Code.INSTR_003, path + ("by_setting",), kind="setting", id=name,
+                           allowed=format_allowed(self.settings))
+            return False
+        want, have = set(self.settings[name]["values"]), set(map(str, node["cases"]))
+        if want != have:
+            self.probs.add(Code.INSTR_001, path + ("cases",),
+                           detail=f"cases {sorted(have)} must be exactly the values of {name!r}: {sorted(want)}")
+        return True
+
+    def check(self, cond: dict, path: tuple) -> None:
+        if "any" in cond or "all" in cond:
+            key = "any" if "any" in cond else "all"
+            for i, c in enumerate(cond[key]):
+                self.check(c, path + (key, i))
+        elif "by_setting" in cond:
+            if self.check_cases(cond, path):
+                for k, c in cond["cases"].items():
+                    self.check(c, path + ("cases", k))
+        elif "in" in cond:
+            q = self._question(cond["field"], path + ("field",))
+            if q is not None:
+                keys = [_key(o["code"]) for o in self._opts(q)]
+                for code in cond["in"]:
+                    if _key(code) not in keys:
+                        self.probs.add(Code.INSTR_003, path + ("in",), kind=f"code of {q['id']}", id=code,
+                                       allowed=format_allowed(keys))
+        elif "icd10_in" in cond:
+            q = self._question(cond["field"], path + ("field",))
+            if q is not None and q.get("type") != "icd10_list":
+                self.probs.add(Code.INSTR_001, path, detail=f"{q['id']} is not an icd10_list field")
+        else:  # at_least over one field or a sum of fields
+            for qid in cond.get("sum") or [cond["field"]]:
+                q = self._question(qid, path)
+                if q is not None and any(self._numeric(o) is None for o in self._opts(q)):
+                    self.probs.add(Code.INSTR_001, path,
+                                   detail=f"{qid} has options without a numeric value or points")
+
+    @staticmethod
+    def _numeric(opt):
+        return opt.get("points", opt.get("value"))
+
+
+# --------------------------------------------------------------------------- building
+
+def build(data: Mapping, path: str, settings: Mapping | None = None) -> m.Instrument:
+    """Build a validated definition into a frozen :class:`~assess.model.Instrument` (no I/O)."""
+    iid = data["id"]
+    declared = {name: m.Setting(name, _text(s["label"]), {str(k): _text(v) for k, v in s["values"].items()},
+                                None if s["default"] is None else str(s["default"]), s["status"], s["basis"])
+                for name, s in data.get("settings", {}).items()}
+    values = _resolve_settings(iid, declared, settings or {})
+
+    def opts(q, scales_key):
+        out = []
+        for o in _options(data, q, scales_key):
+            out.append(m.Option(o["code"], _key(o["code"]), _text(o["label"]), o.get("points"),
+                                o.get("value", o.get("points"))))
+        return tuple(out)
+
+    items = tuple(m.Item(q["id"], _text(q["label"]), opts(q, "scales"), q.get("required", True),
+                         _text(q["description"]) if "description" in q else None, domain=q["domain"])
+                  for q in data["items"])
+    fields = tuple(m.Field(f["id"], _text(f["label"]),
+                           () if f["type"] == "icd10_list" else opts(f, "field_scales"),
+                           f.get("required", True), type=f["type"])
+                   for f in data.get("fields", []))
+    domains = tuple(m.Domain(d["id"], _text(d["label"]), tuple(i.id for i in items if i.domain == d["id"]))
+                    for d in data.get("domains", []))
+    scores = tuple(m.Score(s["id"], _text(s["label"]), tuple(s["sum"]), s.get("clause", ""))
+                   for s in data.get("scores", []))
+    bands = tuple(sorted((m.Band(b["level"], b["min"], b["max"], _text(b["label"]))
+                          for b in data["levels"]["bands"]), key=lambda b: b.level))
+    rules = []
+    for r in data.get("rules", []):
+        eff = r["effect"]
+        target = eff.get("set_level")
+        if isinstance(target, dict):
+            target = int(values[target["setting"]])
+        rules.append(m.Rule(r["id"], r["clause"], _text(r["label"]), _condition(r["when"], values),
+                            eff.get("raise", 0), target))
+    comb = data.get("raise_combination", "max")
+    if isinstance(comb, dict):
+        comb = comb["cases"][values[comb["by_setting"]]]
+    constraints = tuple(m.Constraint(c["id"], _condition(c["when"], values), _text(c["message"]))
+                        for c in data.get("constraints", []))
+    digest = hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
+    return m.Instrument(
+        id=iid, version=str(data["version"]), title=_text(data["title"]), direction=data["direction"],
+        source=dict(data["source"]), effective_date=data["effective"]["date"], region=data["effective"]["region"],
+        notes=tuple(_text(n) for n in data.get("notes", [])), items=items, fields=fields, domains=domains,
+        scores=scores, level_score=data["levels"]["score"], bands=bands, rules=tuple(rules),
+        raise_combination=comb, constraints=constraints, settings=declared, setting_values=values,
+        definition_hash=digest, path=str(path), raw=data, levels_clause=data["levels"].get("clause", ""))
+
+
+def _text(t: Mapping) -> m.Text:
+    return m.Text(t["zh"], t.get("en", ""))
+
+
+def _resolve_settings(iid: str, declared: Mapping[str, m.Setting], given: Mapping) -> dict:
+    values = {name: s.default for name, s in declared.items()}
+    problems = []
+    for name, value in given.items():
+        short = name[len(iid) + 1:] if name.startswith(iid + ".") else name
+        if short not in declared:
+            problems.append(problem(Code.SET_001, where=f"instrument {iid}", name=name,
+                                    allowed=format_allowed(f"{iid}.{n}" for n in declared)))
+        elif value is None or str(value) not in declared[short].values:
+            problems.append(problem(Code.SET_002, where=f"instrument {iid}", name=f"{iid}.{short}", value=value,
+                                    allowed=format_allowed(declared[short].values)))
+        else:
+            values[short] = str(value)
+    unset = [n for n, v in values.items() if v is None]
+    for name in unset:
+        problems.append(problem(Code.SET_002, where=f"instrument {iid}", name=f"{iid}.{name}", value=None,
+                                allowed=format_allowed(declared[name].values)))
+    if problems:
+        raise SettingError(problems)
+    return values
+
+
+def _condition(node: Mapping, values: Mapping) -> m.Condition:
+    if "any" in node:
+        return m.AnyOf(tuple(_condition(c, values) for c in node["any"]))
+    if "all" in node:
+        return m.AllOf(tuple(_condition(c, values) for c in node["all"]))
+    if "by_setting" in node:
+        cases = {str(k): v for k, v in node["cases"].items()}
+        return _condition(cases[values[node["by_setting"]]], values)
+    if "in" in node:
+        return m.CodeIn(node["field"], frozenset(_key(c) for c in node["in"]))
+    if "icd10_in" in node:
+        return m.Icd10In(node["field"], tuple(tuple(r.split("-")) if "-" in r else (r, r) for r in node["icd10_in"]))
+    if "sum" in node:
+        return m.SumAtLeast(tuple(node["sum"]), node["at_least"])
+    return m.ValueAtLeast(node["field"], node["at_least"])
+
+
+def iter_conditions(cond: m.Condition) -> Iterable[m.Condition]:
+    """Every atomic condition inside a condition tree, depth first."""
+    if isinstance(cond, (m.AnyOf, m.AllOf)):
+        for c in cond.conditions:
+            yield from iter_conditions(c)
+    else:
+        yield cond

@@ -1,0 +1,222 @@
+"""Frozen objects an instrument definition is built into.
+
+They hold data only; :mod:`assess.instrument` builds them from files and checks them, and the
+scorers read them. Option codes are kept in two forms: ``raw`` as written in the definition (an
+int such as 4, or a string such as ``"0b"``) and ``key``, the canonical string used for lookups,
+so that 4, "4" and 4.0 given as answers all mean the same option.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Union
+
+
+@dataclass(frozen=True)
+class Text:
+    zh: str
+    en: str = ""
+
+    def __str__(self) -> str:
+        return self.zh
+
+    def to_dict(self) -> dict:
+        return {"zh": self.zh, "en": self.en} if self.en else {"zh": self.zh}
+
+
+@dataclass(frozen=True)
+class Option:
+    raw: Union[int, str]
+    key: str
+    label: Text
+    points: int | None = None   # scored items
+    value: int | None = None    # rule-input fields that are counted (e.g. A.2.14 events)
+
+
+@dataclass(frozen=True)
+class Question:
+    """Shared shape of a scored item and a rule-input field."""
+
+    id: str
+    label: Text
+    options: tuple[Option, ...]
+    required: bool = True
+    description: Text | None = None
+
+    def option(self, key: str) -> Option | None:
+        for opt in self.options:
+            if opt.key == key:
+                return opt
+        return None
+
+    @property
+    def codes(self) -> list:
+        return [o.raw for o in self.options]
+
+
+@dataclass(frozen=True)
+class Item(Question):
+    domain: str = ""
+
+    @property
+    def max_points(self) -> int:
+        return max(o.points for o in self.options)
+
+    @property
+    def min_points(self) -> int:
+        return min(o.points for o in self.options)
+
+
+@dataclass(frozen=True)
+class Field(Question):
+    type: str = "code"   # "code" or "icd10_list"
+
+
+@dataclass(frozen=True)
+class Domain:
+    id: str
+    label: Text
+    items: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Score:
+    id: str
+    label: Text
+    sum: tuple[str, ...]
+    clause: str = ""
+
+
+@dataclass(frozen=True)
+class Band:
+    level: int
+    min: int
+    max: int
+    label: Text
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    label: Text
+    values: Mapping[str, Text]
+    default: str | None
+    status: str
+    basis: str
+
+
+# Conditions, with every ``by_setting`` already resolved for the settings in force.
+@dataclass(frozen=True)
+class AnyOf:
+    conditions: tuple
+
+
+@dataclass(frozen=True)
+class AllOf:
+    conditions: tuple
+
+
+@dataclass(frozen=True)
+class CodeIn:
+    field: str
+    keys: frozenset
+
+
+@dataclass(frozen=True)
+class ValueAtLeast:
+    field: str
+    at_least: int
+
+
+@dataclass(frozen=True)
+class SumAtLeast:
+    fields: tuple[str, ...]
+    at_least: int
+
+
+@dataclass(frozen=True)
+class Icd10In:
+    field: str
+    ranges: tuple[tuple[str, str], ...]   # inclusive 3-character category ranges, e.g. ("F00", "F03")
+
+
+Condition = Union[AnyOf, AllOf, CodeIn, ValueAtLeast, SumAtLeast, Icd10In]
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    clause: str
+    label: Text
+    when: Condition
+    raise_by: int = 0
+    set_level: int | None = None
+
+
+@dataclass(frozen=True)
+class Constraint:
+    id: str
+    when: Condition
+    message: Text
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """One version of one instrument, with the settings in force resolved into its rules."""
+
+    id: str
+    version: str
+    title: Text
+    direction: str
+    source: Mapping
+    effective_date: str | None
+    region: str
+    notes: tuple[Text, ...]
+    items: tuple[Item, ...]
+    fields: tuple[Field, ...]
+    domains: tuple[Domain, ...]
+    scores: tuple[Score, ...]
+    level_score: str
+    bands: tuple[Band, ...]
+    rules: tuple[Rule, ...]
+    raise_combination: str            # "max" or "sum"
+    constraints: tuple[Constraint, ...]
+    settings: Mapping[str, Setting]
+    setting_values: Mapping[str, str | None]
+    definition_hash: str
+    path: str
+    raw: Mapping = field(repr=False, compare=False, default_factory=dict)
+    levels_clause: str = ""
+
+    def question(self, qid: str) -> Question | None:
+        return self._questions.get(qid)
+
+    @property
+    def _questions(self) -> dict:
+        cache = self.__dict__.get("_qcache")
+        if cache is None:
+            cache = {q.id: q for q in (*self.items, *self.fields)}
+            object.__setattr__(self, "_qcache", cache)
+        return cache
+
+    @property
+    def max_level(self) -> int:
+        return max(b.level for b in self.bands)
+
+    def band(self, level: int) -> Band:
+        return next(b for b in self.bands if b.level == level)
+
+    def with_settings(self, settings: Mapping | None = None, **kw) -> "Instrument":
+        """The same instrument with some settings changed (names short or ``<id>.<name>``)."""
+        from .instrument import build  # the builder owns setting validation and condition resolution
+        merged = dict(self.setting_values)
+        merged.update(settings or {})
+        merged.update(kw)
+        return build(self.raw, self.path, settings=merged)
+
+    def describe_settings(self) -> list[dict]:
+        return [{"name": f"{self.id}.{s.name}", "value": self.setting_values[s.name], "default": s.default,
+                 "status": s.status, "allowed": list(s.values), "label": s.label.to_dict(), "basis": s.basis}
+                for s in self.settings.values()]
+
+    def __hash__(self):
+        return hash((self.id, self.version, self.definition_hash, tuple(sorted(self.setting_values.items()))))

@@ -1,0 +1,74 @@
+"""The result of scoring one assessment, as callers, the store and other departments read it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ._version import __version__ as ENGINE_VERSION
+from ._reference import STATUS_NAMES, Evaluation
+
+
+@dataclass(frozen=True)
+class RuleFired:
+    id: str
+    clause: str
+    label: str
+    reason: str
+    effect: str
+
+
+@dataclass(frozen=True)
+class Result:
+    """Item points, domain scores, total, levels, the rules that fired and a readable trace."""
+
+    instrument: str
+    version: str
+    definition_hash: str
+    settings: dict
+    status: str
+    items: dict          # item id → points (None when not answered)
+    domains: dict        # domain id, e.g. "B.1" → score (None when a domain item is unanswered)
+    scores: dict         # derived score id, e.g. "total" → value
+    total: int | None
+    level_initial: int | None
+    level: int | None
+    level_label: str | None
+    rules: tuple         # RuleFired, in the instrument's rule order
+    problems: tuple      # Problem (warnings and reasons for a missing level)
+    trace: tuple         # steps: {"clause", "zh", "en"}
+
+    @classmethod
+    def from_evaluation(cls, ev: Evaluation) -> "Result":
+        ins = ev.instrument
+        rules = tuple(RuleFired(f.rule.id, f.rule.clause, f.rule.label.zh, f.reason,
+                                f"set_level {f.rule.set_level}" if f.rule.set_level is not None
+                                else f"raise {f.rule.raise_by}") for f in ev.fired)
+        return cls(
+            instrument=ins.id, version=ins.version, definition_hash=ins.definition_hash,
+            settings={f"{ins.id}.{k}": v for k, v in ins.setting_values.items()},
+            status=STATUS_NAMES[ev.status], items=dict(ev.item_points), domains=dict(ev.domains),
+            scores=dict(ev.scores), total=ev.total, level_initial=ev.level_initial, level=ev.level,
+            level_label=ins.band(ev.level).label.zh if ev.level is not None else None,
+            rules=rules, problems=tuple(ev.problems), trace=tuple(ev.trace))
+
+    def to_dict(self) -> dict:
+        return {
+            "instrument": self.instrument, "version": self.version, "definition_hash": self.definition_hash,
+            "engine_version": ENGINE_VERSION, "settings": dict(self.settings), "status": self.status,
+            "items": dict(self.items), "domains": dict(self.domains), "scores": dict(self.scores),
+            "total": self.total, "level_initial": self.level_initial, "level": self.level,
+            "level_label": self.level_label,
+            "rules": [r.__dict__ for r in self.rules],
+            "problems": [p.to_dict() for p in self.problems],
+            "trace": [dict(s) for s in self.trace],
+        }
+
+    def summary_zh(self) -> str:
+        """A readable Chinese summary: the result, then the trace that explains it."""
+        head = (f"{self.instrument}（{self.version}）  总分 {self.total}  "
+                f"初步等级 {self.level_initial}  最终等级 {self.level} {self.level_label or ''}").rstrip()
+        if self.status != "ok":
+            head = f"{self.instrument}（{self.version}）  未评定等级（{self.status}）"
+        lines = [head, ""] + [f"  [{s['clause']}] {s['zh']}" for s in self.trace]
+        if self.problems:
+            lines += ["", "问题："] + [f"  {p.code.name} {p.message}" for p in self.problems]
+        return "\n".join(lines)

@@ -1,0 +1,71 @@
+"""The public scoring API: one assessment (:func:`score_one`) or a table of them (:func:`score`).
+
+This module is the only caller of a scoring backend. The compiled kernel is used when it is built;
+the reference scorer otherwise, or always when ``ASSESS_PUREPYTHON=1``. Both give identical
+results (tests/test_kernel_parity.py checks it row by row).
+"""
+from __future__ import annotations
+
+import os
+from typing import Mapping
+
+from . import _reference
+from . import model as m
+from .errors import AnswerError, Code
+from .instrument import load_instrument
+from .result import Result
+
+PUREPYTHON_ENV = "ASSESS_PUREPYTHON"
+
+
+def _load_backend():
+    if os.environ.get(PUREPYTHON_ENV, "") not in ("", "0"):
+        return None, "reference"
+    try:
+        from . import _batch_kernel
+    except ImportError:
+        return None, "reference"
+    return _batch_kernel, "kernel"
+
+
+_kernel, backend = _load_backend()
+
+
+def resolve(instrument, settings: Mapping | None = None) -> m.Instrument:
+    """An Instrument from an id or an Instrument, with settings applied."""
+    if isinstance(instrument, m.Instrument):
+        return instrument.with_settings(settings) if settings else instrument
+    return load_instrument(str(instrument), settings=settings)
+
+
+def score_one(instrument, answers: Mapping, *, settings: Mapping | None = None,
+              allow_incomplete: bool = False) -> Result:
+    """Score one assessment.
+
+    ``answers`` maps item and field ids (``"B.1.1"``, ``"A.5.11"`` …) to option codes; ICD-10
+    diagnosis fields take a list of codes. Unknown ids, codes an item does not allow and
+    contradictory answers raise :class:`AnswerError` naming the item and what is allowed. A missing
+    required answer raises too, unless ``allow_incomplete`` is set: then the result has
+    ``status == "incomplete"``, the scores of the complete domains, and no level.
+    """
+    ins = resolve(instrument, settings)
+    if not isinstance(answers, Mapping):
+        raise TypeError("answers must be a mapping of item id to option code")
+    ev = _reference.evaluate(ins, answers)
+    fatal = [p for p in ev.problems if p.code is not Code.RESP_003]
+    if fatal or (ev.status == _reference.INCOMPLETE and not allow_incomplete):
+        raise AnswerError(fatal + [p for p in ev.problems if p.code is Code.RESP_003])
+    return Result.from_evaluation(ev)
+
+
+def score(instrument, table, *, settings: Mapping | None = None):
+    """Score a table of assessments: one row per assessment, one column per item or field id.
+
+    Takes a pandas DataFrame or a pyarrow Table / RecordBatch and returns the same kind of table,
+    of the same length and order, with domain scores, derived scores, ``level_initial``,
+    ``level``, ``rules`` (bitmask in rule order) and one ``rule_<id>`` flag per rule, ``status``
+    and ``error_field``. A bad row never stops the batch: its status says why it has no level.
+    """
+    from . import batch
+    ins = resolve(instrument, settings)
+    return batch.score_table(ins, table, _kernel)

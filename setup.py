@@ -1,0 +1,30 @@
+"""Declares what pyproject.toml cannot: the packaged instrument files and the compiled kernel.
+
+The kernel is optional (msgpack's pattern): if it cannot be built, assess falls back to the
+pure-Python reference scorer. ASSESS_CYTHON_DEBUG=1 turns bounds checking back on.
+"""
+import os
+
+from setuptools import setup
+
+packages = ["assess", "assess.schemas", "assess.instruments"]
+package_dir = {"assess.instruments": "instruments"}
+package_data = {"assess.schemas": ["*.json"], "assess.instruments": ["*/*.yaml"]}
+
+
+def extensions():
+    if not os.path.exists(os.path.join("kernels", "score.pyx")):
+        return []
+    import numpy
+    from Cython.Build import cythonize
+    from setuptools import Extension
+
+    debug = os.environ.get("ASSESS_CYTHON_DEBUG") == "1"
+    directives = {"language_level": "3", "boundscheck": debug, "wraparound": debug,
+                  "initializedcheck": debug, "cdivision": True}
+    ext = Extension("assess._kernel", ["kernels/score.pyx"], include_dirs=[numpy.get_include()],
+                    extra_compile_args=["-O3"], define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")])
+    return cythonize([ext], compiler_directives=directives)
+
+
+setup(packages=packages, package_dir=package_dir, package_data=package_data, ext_modules=extensions())
