@@ -156,3 +156,8 @@ def score_one_cmd(instrument_id, answers, text, pairs, allow_incomplete, as_json
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+from .screen.cli import demo_data as _demo_data, screen as _screen  # noqa: E402
+
+main.add_command(_screen)
+main.add_command(_demo_data)

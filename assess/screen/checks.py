@@ -1,0 +1,258 @@
+"""Row checks for screening files, vectorised over a record batch.
+
+Scoring (codes an item does not allow, missing items, contradictions) is the scorer's job: a row
+whose ``status`` is not ``ok`` is re-read by the reference scorer to name its problems (rejects are
+rare, so this costs nothing on a clean file). Everything else a screening office must catch is
+checked here on whole columns: identity numbers (GB 11643), birth date and sex against them, region
+codes, age under 60, empty rows and the same person twice in a file.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .. import _reference, idnumber
+from .. import model as m
+from ..errors import Code, format_allowed
+from .columns import BIRTH, ID_NUMBER, REGION, SEX
+
+ERROR, WARNING = "error", "warning"
+_NUMERIC = re.compile(r"^\s*[+-]?\d+(\.\d*)?\s*$")
+_SEX_CODES = {"男": 1, "1": 1, "M": 1, "MALE": 1, "女": 2, "2": 2, "F": 2, "FEMALE": 2,
+              "0": 0, "9": 0, "未知": 0, "未说明": 0}     # GB/T 2261.1: 0 未知的性别, 9 未说明的性别
+SEX_ZH = {1: "男", 2: "女"}
+
+
+@dataclass(frozen=True)
+class Options:
+    as_of: dt.date
+    under_60: str = "warn"        # "warn" (default) or "reject"
+    min_age: int = 60
+
+
+def record(line, column, field, value, code: Code, severity=ERROR, **kw) -> dict:
+    where = f"第{int(line)}行"
+    return {"line": int(line), "column": column or "", "field": field or "", "value": "" if value is None else str(value),
+            "code": code.name, "severity": severity,
+            "message": code.format(where=where, column=column or field or "", value=value, **kw)}
+
+
+class Duplicates:
+    """Identity numbers of the rows scored so far (17 body digits as int64, kept sorted) and their lines.
+
+    12 M people cost 12 M × 16 bytes; the check is a binary search per row.
+    """
+
+    def __init__(self):
+        self.keys = np.zeros(0, np.int64)
+        self.lines = np.zeros(0, np.int64)
+
+    def first_lines(self, keys: np.ndarray, lines: np.ndarray) -> np.ndarray:
+        """For each candidate row: the line of an earlier row with the same key, or 0. Rows with a
+        0 are registered; the rest are duplicates."""
+        first = np.zeros(keys.size, np.int64)
+        if keys.size == 0:
+            return first
+        pos = np.searchsorted(self.keys, keys)
+        hit = pos < self.keys.size
+        hit[hit] = self.keys[pos[hit]] == keys[hit]
+        first[hit] = self.lines[pos[hit]]
+        # Within the batch: the first occurrence (lowest line) wins.
+        order = np.lexsort((lines, keys))
+        k, ln = keys[order], lines[order]
+        repeat = np.zeros(k.size, bool)
+        repeat[1:] = k[1:] == k[:-1]
+        if repeat.any():
+            start = np.maximum.accumulate(np.where(~repeat, np.arange(k.size), 0))
+            inner = np.zeros(k.size, np.int64)
+            inner[repeat] = ln[start[repeat]]
+            first[order[repeat & (first[order] == 0)]] = inner[repeat & (first[order] == 0)]
+        new = first == 0
+        if new.any():
+            nk, nl = keys[new], lines[new]
+            o = np.argsort(nk, kind="stable")
+            nk, nl = nk[o], nl[o]
+            at = np.searchsorted(self.keys, nk)
+            self.keys = np.insert(self.keys, at, nk)
+            self.lines = np.insert(self.lines, at, nl)
+        return first
+
+
+def _text(table: pa.Table, cid: str) -> pa.Array:
+    return pc.utf8_trim_whitespace(table.column(cid).combine_chunks().cast(pa.string()))
+
+
+def _parse_dates(arr: pa.Array) -> np.ndarray:
+    """YYYY-MM-DD, YYYY/MM/DD, YYYY.MM.DD or YYYYMMDD → datetime64[D] (NaT when not a date)."""
+    norm = pc.replace_substring_regex(arr, r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?$", r"\1-\2-\3")
+    norm = pc.replace_substring_regex(norm, r"^(\d{4})(\d{2})(\d{2})$", r"\1-\2-\3")
+    norm = pc.replace_substring_regex(norm, r"^(\d{4})-(\d)-", r"\1-0\2-")
+    norm = pc.replace_substring_regex(norm, r"-(\d)$", r"-0\1")
+    ts = pc.strptime(norm, format="%Y-%m-%d", unit="s", error_is_null=True)
+    # strptime rolls 02-30 over to 03-02: keep only dates that format back to what was written.
+    real = pc.fill_null(pc.equal(pc.strftime(ts, format="%Y-%m-%d"), norm), False)
+    ts = pc.if_else(real, ts, pa.scalar(None, ts.type))
+    return np.asarray(ts.cast(pa.date32()).to_numpy(zero_copy_only=False), "datetime64[D]")
+
+
+def _age(birth: np.ndarray, as_of: dt.date) -> np.ndarray:
+    y = birth.astype("datetime64[Y]").astype(np.int64) + 1970
+    b_month = birth.astype("datetime64[M]").astype(np.int64) % 12 + 1
+    b_day = (birth - birth.astype("datetime64[M]")).astype(np.int64) + 1
+    before = (b_month > as_of.month) | ((b_month == as_of.month) & (b_day > as_of.day))
+    return as_of.year - y - before.astype(np.int64)
+
+
+def check_rows(table: pa.Table, lines: np.ndarray, as_number: dict, cols, opts: Options, out: list) -> np.ndarray:
+    """Identity and shape checks. Appends records to ``out``; returns (rows with an error, empty rows,
+    the identity-number check or None)."""
+    n = table.num_rows
+    bad = np.zeros(n, bool)
+    src = cols.source
+
+    # A row with no value in any recognised column is not an assessment.
+    present = np.zeros(n, bool)
+    for name in table.column_names:
+        present |= np.asarray(table.column(name).is_valid())
+    for i in np.flatnonzero(~present):
+        out.append(record(lines[i], "", "", None, Code.ROW_016))
+    bad |= ~present
+    live = present
+
+    for cid, mask in as_number.items():
+        hit = mask & live
+        if hit.any():
+            vals = table.column(cid).take(pa.array(np.flatnonzero(hit))).to_pylist()
+            for i, v in zip(np.flatnonzero(hit), vals):
+                shown = idnumber.mask(v) if cid == ID_NUMBER else v
+                out.append(record(lines[i], src(cid), cid, shown, Code.ROW_004))
+            bad |= hit
+
+    ids = None
+    if ID_NUMBER in table.column_names:
+        ids = idnumber.check_array(table.column(ID_NUMBER), opts.as_of)
+        wrong = (ids.reason != idnumber.OK) & live & ~as_number.get(ID_NUMBER, np.zeros(n, bool))
+        if wrong.any():
+            raw = table.column(ID_NUMBER).take(pa.array(np.flatnonzero(wrong))).to_pylist()
+            for i, v in zip(np.flatnonzero(wrong), raw):
+                c = idnumber.check(v, opts.as_of)
+                shown, col = idnumber.mask(v), src(ID_NUMBER)
+                if c.reason == idnumber.MISSING:
+                    out.append(record(lines[i], col, ID_NUMBER, None, Code.ROW_012))
+                elif c.reason == idnumber.LEGACY_15:
+                    out.append(record(lines[i], col, ID_NUMBER, shown, Code.ROW_011))
+                elif c.reason == idnumber.BAD_CHECK:
+                    out.append(record(lines[i], col, ID_NUMBER, shown, Code.ROW_002, expected=c.expected_check))
+                elif c.reason in (idnumber.BAD_DATE, idnumber.FUTURE_DATE):
+                    out.append(record(lines[i], col, ID_NUMBER, shown, Code.ROW_003,
+                                      detail=idnumber.REASON_ZH[c.reason]))
+                else:
+                    out.append(record(lines[i], col, ID_NUMBER, shown, Code.ROW_001,
+                                      detail=idnumber.REASON_ZH[idnumber.MALFORMED]))
+            bad |= wrong
+    id_ok = ids.reason == idnumber.OK if ids is not None else np.zeros(n, bool)
+
+    if REGION in table.column_names:
+        reg = _text(table, REGION)
+        wrong = np.asarray(pc.fill_null(pc.invert(pc.match_substring_regex(reg, r"^[0-9]{6}$")), False)) & live
+        wrong &= ~as_number.get(REGION, np.zeros(n, bool))     # a number cell was rejected above
+        _emit(out, table, REGION, wrong, lines, src, Code.ROW_010)
+        bad |= wrong
+
+    birth = ids.birth if ids is not None else np.full(n, np.datetime64("NaT"), "datetime64[D]")
+    if BIRTH in table.column_names:
+        txt = _text(table, BIRTH)
+        given = _parse_dates(txt)
+        filled = np.asarray(pc.fill_null(pc.greater(pc.utf8_length(txt), 0), False))
+        malformed = filled & np.isnat(given) & live
+        _emit(out, table, BIRTH, malformed, lines, src, Code.ROW_013)
+        differ = id_ok & ~np.isnat(given) & (given != ids.birth if ids is not None else False) & live
+        if differ.any():
+            for i in np.flatnonzero(differ):
+                out.append(record(lines[i], src(BIRTH), BIRTH, str(given[i]), Code.ROW_005,
+                                  expected=str(ids.birth[i])))
+        bad |= malformed | differ
+        birth = np.where(np.isnat(birth), given, birth)
+
+    if SEX in table.column_names:
+        txt = pc.utf8_upper(_text(table, SEX))
+        enc = txt.dictionary_encode()
+        codes = np.array([_SEX_CODES.get(v, -1) for v in enc.dictionary.to_pylist()] + [0], np.int8)
+        idx = np.asarray(enc.indices.fill_null(len(enc.dictionary)))
+        sex = codes[idx]
+        malformed = (sex < 0) & live
+        _emit(out, table, SEX, malformed, lines, src, Code.ROW_014)
+        differ = id_ok & (sex > 0) & (ids.sex != sex if ids is not None else False) & live
+        if differ.any():
+            vals = table.column(SEX).take(pa.array(np.flatnonzero(differ))).to_pylist()
+            for i, v in zip(np.flatnonzero(differ), vals):
+                out.append(record(lines[i], src(SEX), SEX, v, Code.ROW_006, expected=SEX_ZH[int(ids.sex[i])]))
+        bad |= malformed | differ
+
+    known = ~np.isnat(birth) & live
+    if known.any():
+        age = np.full(n, 999, np.int64)
+        age[known] = _age(birth[known], opts.as_of)
+        young = (age < opts.min_age) & ~bad
+        severity = ERROR if opts.under_60 == "reject" else WARNING
+        col = ID_NUMBER if ID_NUMBER in table.column_names else BIRTH
+        for i in np.flatnonzero(young):
+            out.append(record(lines[i], src(col), col, idnumber.mask(table.column(col)[i].as_py())
+                              if col == ID_NUMBER else table.column(col)[i].as_py(),
+                              Code.ROW_007, severity, as_of=opts.as_of.isoformat(), age=int(age[i])))
+        if severity == ERROR:
+            bad |= young
+    return bad, ~present, ids
+
+
+def _emit(out, table, cid, mask, lines, src, code):
+    if mask.any():
+        vals = table.column(cid).take(pa.array(np.flatnonzero(mask))).to_pylist()
+        for i, v in zip(np.flatnonzero(mask), vals):
+            out.append(record(lines[i], src(cid), cid, v, code))
+
+
+def score_problems(ins: m.Instrument, table: pa.Table, rows: np.ndarray, lines: np.ndarray, cols,
+                   out: list) -> None:
+    """Name the problems of rows the scorer did not pass, with the reference scorer, row by row."""
+    if rows.size == 0:
+        return
+    questions = [q for q in cols.questions]
+    sub = table.select(questions).take(pa.array(rows)).to_pylist()
+    for i, answers in zip(rows, sub):
+        ev = _reference.evaluate(ins, answers, row=int(lines[i]))
+        found = False
+        for p in ev.problems:
+            found = True
+            out.append(_answer_record(ins, p, answers, int(lines[i]), cols))
+        if not found:   # the scorer and the reference disagree: still never drop the row
+            out.append(record(lines[i], "", "", None, Code.RESP_004, detail="评分状态异常"))
+
+
+def _answer_record(ins, p, answers, line, cols) -> dict:
+    item = p.item
+    q = ins.question(item) if item else None
+    value = answers.get(item) if item else None
+    where = f"第{line}行"
+    column = cols.source(item) if item else ""
+    label = q.label.zh if q else ""
+    allowed = format_allowed(q.codes) if q is not None and q.options else ""
+    if p.code is Code.RESP_002 and isinstance(value, str) and not _NUMERIC.match(value):
+        return record(line, column, item, value, Code.ROW_009, item=item, label=label, allowed=allowed)
+    if p.code is Code.RESP_002:
+        msg = f"{where}，{column}（{item} {label}）：代码 {value!r} 不是允许的答案。允许：{allowed}。"
+    elif p.code is Code.RESP_003:
+        msg = f"{where}，{column}（{item} {label}）：必答项没有答案。请填写 {allowed or 'ICD-10 编码'} 之一。"
+    elif p.code is Code.RESP_005:
+        msg = f"{where}，{column}（{item} {label}）：{value!r} 不是 ICD-10 编码（如 F03、F00.1，多个以 ; 分隔）。"
+    elif p.code is Code.RESP_004:
+        msg = f"{where}：{p.message.split(': ', 1)[-1]}"
+    else:
+        msg = f"{where}：{p.message}"
+    return {"line": line, "column": column, "field": item or "", "value": "" if value is None else str(value),
+            "code": p.code.name, "severity": ERROR, "message": msg}

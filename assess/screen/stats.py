@@ -1,0 +1,83 @@
+"""Running counts for the summary and the HTML report: levels overall and per region, score
+distributions, problems by code. Everything is a small integer array updated per batch."""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .. import model as m
+from .columns import REGION
+
+NO_REGION = "（未填）"
+
+
+@dataclass
+class Stats:
+    instrument: m.Instrument
+    rows_read: int = 0
+    scored: int = 0
+    rejected: int = 0
+    levels: np.ndarray = None
+    regions: dict = field(default_factory=dict)       # region code (text) → level counts
+    scores: dict = field(default_factory=dict)        # domain / score id → counts per value
+    errors: Counter = field(default_factory=Counter)      # code → problems
+    warnings: Counter = field(default_factory=Counter)
+    rejected_by_code: Counter = field(default_factory=Counter)   # code of each rejected row's first problem
+
+    def __post_init__(self):
+        n = self.instrument.max_level + 1
+        self.levels = np.zeros(n, np.int64)
+        for d in self.instrument.domains:
+            top = sum(self.instrument.question(i).max_points for i in d.items)
+            self.scores[d.id] = np.zeros(top + 1, np.int64)
+        for s in self.instrument.scores:
+            top = max(b.max for b in self.instrument.bands) if s.id == self.instrument.level_score else 0
+            top = max(top, sum(len(v) - 1 for k, v in self.scores.items() if k in s.sum))
+            self.scores[s.id] = np.zeros(top + 1, np.int64)
+
+    def add_scored(self, out: pa.Table) -> None:
+        n = out.num_rows
+        if n == 0:
+            return
+        self.scored += n
+        level = np.asarray(out.column("level").fill_null(0).to_numpy(), np.int64)
+        self.levels += np.bincount(level, minlength=self.levels.size)[: self.levels.size]
+        for sid, counts in self.scores.items():
+            v = np.asarray(out.column(sid).fill_null(0).to_numpy(), np.int64)
+            self.scores[sid] = counts + np.bincount(np.clip(v, 0, counts.size - 1), minlength=counts.size)
+        if REGION in out.column_names:
+            reg = pc.fill_null(out.column(REGION).combine_chunks().cast(pa.string()), NO_REGION).dictionary_encode()
+            k = self.levels.size
+            cells = np.bincount(np.asarray(reg.indices) * k + level, minlength=len(reg.dictionary) * k)
+            for j, code in enumerate(reg.dictionary.to_pylist()):
+                row = cells[j * k:(j + 1) * k]
+                if code in self.regions:
+                    self.regions[code] += row
+                else:
+                    self.regions[code] = row.copy()
+
+    def add_problems(self, records: list[dict]) -> None:
+        first = {}
+        for r in records:
+            (self.errors if r["severity"] == "error" else self.warnings)[r["code"]] += 1
+            if r["severity"] == "error":
+                first.setdefault(r["line"], r["code"])
+        self.rejected_by_code.update(first.values())
+
+    def level_rows(self) -> list[tuple]:
+        """(level, label, count, percent of scored)."""
+        total = max(1, self.scored)
+        return [(b.level, b.label.zh, int(self.levels[b.level]), 100.0 * self.levels[b.level] / total)
+                for b in sorted(self.instrument.bands, key=lambda b: b.level)]
+
+    def to_dict(self) -> dict:
+        return {
+            "rows_read": self.rows_read, "scored": self.scored, "rejected": self.rejected,
+            "levels": {str(lv): c for lv, _, c, _ in self.level_rows()},
+            "regions": {k: [int(x) for x in v] for k, v in sorted(self.regions.items())},
+            "errors": dict(self.errors), "warnings": dict(self.warnings),
+        }

@@ -1,0 +1,94 @@
+"""End-to-end screening benchmark (issue 4): a GB/T 42195 file of ASSESS_BENCH_ROWS rows
+(default 12,000,000) screened by ``assess screen`` versus pyarrow reading the same file without
+scoring, for CSV and for Parquet, measured in the same run; peak memory of the screening process.
+
+    ASSESS_BENCH_ROWS=200000 .venv/bin/python -m pytest bench/test_screen.py --benchmark-only -s
+
+Targets (checked when ASSESS_BENCH_ENFORCE=1, i.e. with the compiled kernel): CSV end to end
+≤ 1.5× the bare read, Parquet ≤ 4× the bare read, peak memory ≤ 2 GB. Files are cached in
+ASSESS_BENCH_DIR (default: a pytest temporary directory) because writing 12 M rows takes minutes.
+"""
+import datetime as dt
+import json
+import os
+import sys
+from pathlib import Path
+
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+
+from assess import backend, demo_data
+
+ROWS = int(os.environ.get("ASSESS_BENCH_ROWS", 12_000_000))
+ENFORCE = os.environ.get("ASSESS_BENCH_ENFORCE", "") not in ("", "0")
+AS_OF = dt.date(2026, 1, 15)
+TARGET = {"csv": 1.5, "parquet": 4.0}
+MAX_RSS_BYTES = 2 * 1024 ** 3
+RESULTS: dict = {}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = Path(os.environ.get("ASSESS_BENCH_DIR") or tmp_path_factory.mktemp("screen-bench"))
+    root.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for ext in ("csv", "parquet"):
+        path = root / f"gbt42195-{ROWS}.{ext}"
+        if not path.exists():
+            demo_data.write(path, rows=ROWS, seed=42, bad_share=0.01, as_of=AS_OF, header="labels")
+        out[ext] = path
+    return out
+
+
+def _run_child(src: Path):
+    out = src.with_name(src.stem + ".out.parquet")
+    cmd = [sys.executable, "-c", "from assess.cli import main; main()", "screen", str(src), "--instrument", "gbt42195-2022",
+           "--out", str(out), "--as-of", AS_OF.isoformat(), "--json"]
+    pid = os.posix_spawn(sys.executable, cmd, os.environ, file_actions=[
+        (os.POSIX_SPAWN_OPEN, 1, str(src) + ".summary.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),
+        (os.POSIX_SPAWN_OPEN, 2, str(src) + ".stderr", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)])
+    _, status, usage = os.wait4(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, Path(str(src) + ".stderr").read_text()
+    summary = json.loads(Path(str(src) + ".summary.json").read_text())
+    RESULTS.setdefault("rss", {})[src.suffix] = usage.ru_maxrss * 1024   # Linux: KiB
+    RESULTS.setdefault("summary", {})[src.suffix] = summary
+    return summary
+
+
+def _report(kind, benchmark):
+    bare, full = RESULTS.get(("bare", kind)), benchmark.stats.stats.mean
+    rss = RESULTS["rss"]["." + kind]
+    s = RESULTS["summary"]["." + kind]
+    assert s["rows_read"] == ROWS == s["scored"] + s["rejected"]
+    ratio = full / bare if bare else float("nan")
+    benchmark.extra_info.update(rows=ROWS, backend=backend, bare_seconds=bare, screen_seconds=full,
+                                ratio=ratio, peak_rss_mb=rss / 2 ** 20, rows_per_second=ROWS / full)
+    print(f"\n{kind}: {ROWS:,} rows, backend {backend}: bare read {bare:.2f} s, screen {full:.2f} s "
+          f"(in-process {s['seconds']:.2f} s), ratio {ratio:.2f}, {ROWS / full:,.0f} rows/s, "
+          f"peak RSS {rss / 2 ** 20:,.0f} MB")
+    if ENFORCE:
+        assert ratio <= TARGET[kind]
+        assert rss <= MAX_RSS_BYTES
+
+
+def test_csv_bare_read(benchmark, files):
+    table = benchmark.pedantic(pacsv.read_csv, args=(str(files["csv"]),), rounds=1, iterations=1)
+    assert table.num_rows == ROWS
+    RESULTS[("bare", "csv")] = benchmark.stats.stats.mean
+
+
+def test_csv_screen(benchmark, files):
+    benchmark.pedantic(_run_child, args=(files["csv"],), rounds=1, iterations=1)
+    _report("csv", benchmark)
+
+
+def test_parquet_bare_read(benchmark, files):
+    table = benchmark.pedantic(pq.read_table, args=(str(files["parquet"]),), rounds=1, iterations=1)
+    assert table.num_rows == ROWS
+    RESULTS[("bare", "parquet")] = benchmark.stats.stats.mean
+
+
+def test_parquet_screen(benchmark, files):
+    benchmark.pedantic(_run_child, args=(files["parquet"],), rounds=1, iterations=1)
+    _report("parquet", benchmark)
