@@ -6,11 +6,17 @@ table, with nulls where a score or level is not defined.
 """
 from __future__ import annotations
 
+import functools
+import os
+
 import numpy as np
 import pyarrow as pa
 
-from . import _reference
+from . import _columns, _reference
 from . import model as m
+from ._plan import compile_plan
+
+THREADS_ENV = "ASSESS_THREADS"
 
 
 def _as_arrow(table) -> tuple[pa.Table, str]:
@@ -39,14 +45,34 @@ def output_schema(ins: m.Instrument) -> pa.Schema:
     return pa.schema(fields)
 
 
-def score_table(ins: m.Instrument, table, kernel=None):
-    arrow, kind = _as_arrow(table)
+@functools.lru_cache(maxsize=32)
+def _kernel_plan(kernel, ins: m.Instrument):
+    return kernel.KernelPlan(compile_plan(ins))
+
+
+def default_threads() -> int:
+    return int(os.environ.get(THREADS_ENV, 0)) or min(os.cpu_count() or 1, 8)
+
+
+def score_raw(ins: m.Instrument, arrow: pa.Table, kernel=None, threads: int | None = None) -> dict:
+    """A backend's raw arrays for a table (see ``_reference.score_columns``)."""
     if kernel is not None:
-        raw = kernel.score_arrow(ins, arrow)
-    else:
-        present = [q for q in ins._questions if q in arrow.column_names]
-        columns = {q: arrow.column(q).to_pylist() for q in present}
-        raw = _reference.score_columns(ins, columns, arrow.num_rows)
+        plan = compile_plan(ins)
+        kplan = _kernel_plan(kernel, ins)
+        parts = [_columns.run(kernel, kplan, plan, b, threads or default_threads()) for b in arrow.to_batches()]
+        if len(parts) == 1:
+            return parts[0]
+        if not parts:
+            return _reference.score_columns(ins, {}, 0)
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    present = [q for q in ins._questions if q in arrow.column_names]
+    columns = {q: arrow.column(q).to_pylist() for q in present}
+    return _reference.score_columns(ins, columns, arrow.num_rows)
+
+
+def score_table(ins: m.Instrument, table, kernel=None, threads: int | None = None):
+    arrow, kind = _as_arrow(table)
+    raw = score_raw(ins, arrow, kernel, threads)
     out = to_arrow(ins, raw)
     if kind == "pandas":
         return to_pandas(out)

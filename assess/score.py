@@ -22,10 +22,10 @@ def _load_backend():
     if os.environ.get(PUREPYTHON_ENV, "") not in ("", "0"):
         return None, "reference"
     try:
-        from . import _batch_kernel
+        from . import _kernel
     except ImportError:
         return None, "reference"
-    return _batch_kernel, "kernel"
+    return _kernel, "kernel"
 
 
 _kernel, backend = _load_backend()
@@ -58,14 +58,16 @@ def score_one(instrument, answers: Mapping, *, settings: Mapping | None = None,
     return Result.from_evaluation(ev)
 
 
-def score(instrument, table, *, settings: Mapping | None = None):
+def score(instrument, table, *, settings: Mapping | None = None, threads: int | None = None):
     """Score a table of assessments: one row per assessment, one column per item or field id.
 
     Takes a pandas DataFrame or a pyarrow Table / RecordBatch and returns the same kind of table,
     of the same length and order, with domain scores, derived scores, ``level_initial``,
     ``level``, ``rules`` (bitmask in rule order) and one ``rule_<id>`` flag per rule, ``status``
     and ``error_field``. A bad row never stops the batch: its status says why it has no level.
+    ``threads`` (default: the machine's cores, or ``ASSESS_THREADS``) splits rows across threads
+    in the compiled kernel; results do not depend on it.
     """
     from . import batch
     ins = resolve(instrument, settings)
-    return batch.score_table(ins, table, _kernel)
+    return batch.score_table(ins, table, _kernel, threads)

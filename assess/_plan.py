@@ -1,0 +1,198 @@
+"""Compile an instrument (with its settings resolved) into the flat plan the kernel executes.
+
+The plan is a handful of small numpy arrays: per question a code→option lookup, per option its
+points and value, the parts of every score, the band edges, the rule and constraint conditions
+as postfix programs over atoms, and the rule effects. Compiled once per instrument and settings.
+
+Layout of the per-row value vector the kernel fills (and the score parts index into):
+``[item points (n_items) | domain scores (n_domains) | derived scores (n_scores)]``.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import model as m
+
+# Atom kinds (kernels/score.pyx mirrors these numbers).
+ATOM_CODE_IN, ATOM_VALUE_AT_LEAST, ATOM_SUM_AT_LEAST, ATOM_FLAG = 0, 1, 2, 3
+# Postfix opcodes: push atom k; pop n and push their AND / OR.
+OP_ATOM, OP_AND, OP_OR = 0, 1, 2
+MAX_OPTIONS = 64   # options per question, so a CodeIn atom is one uint64 bit mask
+# Integer option codes must lie in [CODE_LO, CODE_LO + CODE_SPAN): int8 and uint8 columns then
+# index the table without a bounds check. Codes are points values in practice (0 … 100).
+CODE_LO, CODE_SPAN = -128, 384
+
+
+@dataclass(frozen=True)
+class Plan:
+    questions: tuple[str, ...]          # items first, then fields, in definition order
+    n_items: int
+    required: np.ndarray                # uint8 [Q]
+    code_lo: int
+    code_table: np.ndarray              # int16 [Q, CODE_SPAN]: option index of integer code c at
+                                        # [q, c - CODE_LO]; -2 when the code is not allowed
+    sum_table: np.ndarray               # int32 [n_items, CODE_SPAN]: (points << 16), or 1 when not allowed
+    pack2: np.ndarray                   # int32 [n_items, options + 2]: the same by option index + 2
+                                        # (column 0: not allowed, column 1: missing, both 1)
+    need_idx: np.ndarray                # uint8 [Q]: the kernel keeps this question's option indexes
+    opt_start: np.ndarray               # int64 [Q] offset into opt_points / opt_value
+    item_domain: np.ndarray             # int64 [n_items] domain of each item
+    item_values: int                    # 1 when a derived score sums items directly
+    opt_points: np.ndarray              # int32
+    opt_value: np.ndarray               # int32
+    keys: tuple[tuple[str, ...], ...]   # option keys per question (string columns are mapped with these)
+    icd10: tuple[int, ...]              # question indexes of icd10_list fields
+    score_part_start: np.ndarray        # int64 [D+S+1] parts of domain d / score s in score_parts
+    score_parts: np.ndarray             # int64 indexes into the value vector
+    level_value: int                    # index of the level score in the value vector
+    band_min: np.ndarray                # int32 [B]
+    band_max: np.ndarray                # int32 [B]
+    band_level: np.ndarray              # int8 [B]
+    atom_kind: np.ndarray               # int8 [A]
+    atom_q: np.ndarray                  # int64 [A] question (CODE_IN, VALUE_AT_LEAST) or flag column (FLAG)
+    atom_mask: np.ndarray               # uint64 [A] option bit mask (CODE_IN)
+    atom_n: np.ndarray                  # int32 [A] threshold (AT_LEAST)
+    atom_sum_start: np.ndarray          # int64 [A+1] questions summed (SUM_AT_LEAST) in atom_sum_q
+    atom_sum_q: np.ndarray              # int64
+    flags: tuple                        # (question index, ranges) of each FLAG column, computed in Python
+    prog_start: np.ndarray              # int64 [R+C+1] rules then constraints: postfix program slices
+    prog_op: np.ndarray                 # int8
+    prog_arg: np.ndarray                # int64
+    n_rules: int
+    rule_raise: np.ndarray              # int32 [R]
+    rule_set_level: np.ndarray          # int8 [R] (-1: the rule does not set the level)
+    raise_sum: int                      # 1: raises add up; 0: the largest one applies
+    max_level: int
+    constraint_field: np.ndarray        # int64 [C] question reported when a constraint fires
+    n_domains: int
+    n_scores: int
+
+
+def _int_code(key: str) -> int | None:
+    try:
+        value = int(key)
+    except ValueError:
+        return None
+    return value if str(value) == key else None
+
+
+@functools.lru_cache(maxsize=32)
+def compile_plan(ins: m.Instrument) -> Plan:
+    questions = tuple(ins._questions)
+    qi = {q: i for i, q in enumerate(questions)}
+    qs = [ins.question(q) for q in questions]
+    if any(len(q.options) > MAX_OPTIONS for q in qs):
+        raise ValueError(f"{ins.id}: more than {MAX_OPTIONS} options in one question")
+
+    code_table = np.full((len(qs), CODE_SPAN), -2, np.int16)
+    opt_start, opt_points, opt_value = [], [], []
+    for k, q in enumerate(qs):
+        for j, o in enumerate(q.options):
+            code = _int_code(o.key)
+            if code is None:
+                continue   # text codes such as "0b" are mapped in Python (assess/_columns.py)
+            if not CODE_LO <= code < CODE_LO + CODE_SPAN:
+                raise ValueError(f"{ins.id} {q.id}: integer code {code} outside {CODE_LO}…{CODE_LO + CODE_SPAN - 1}")
+            code_table[k, code - CODE_LO] = j
+        opt_start.append(len(opt_points))
+        opt_points.extend(o.points or 0 for o in q.options)
+        opt_value.extend(o.value if o.value is not None else 0 for o in q.options)
+
+    n_items = len(ins.items)
+    # Domain accumulators pack (points << 16) + count of unanswered items into an int32.
+    for d in ins.domains:
+        members = [i for i in ins.items if i.domain == d.id]
+        if sum(max(abs(o.points) for o in i.options) for i in members) >= 1 << 15 or len(members) >= 1 << 16:
+            raise ValueError(f"{ins.id} {d.id}: domain too large for the kernel's packed sums")
+    width = max(len(i.options) for i in ins.items) + 2
+    pack2 = np.ones((n_items, width), np.int32)
+    sum_table = np.ones((n_items, CODE_SPAN), np.int32)
+    for k, item in enumerate(ins.items):
+        for j, o in enumerate(item.options):
+            pack2[k, j + 2] = o.points * 65536
+        allowed = code_table[k] >= 0
+        sum_table[k, allowed] = pack2[k, code_table[k, allowed] + 2]
+    slot = {q.id: i for i, q in enumerate(ins.items)}
+    part_start, parts = [0], []
+    for k, d in enumerate(ins.domains):
+        parts.extend(slot[i] for i in d.items)
+        part_start.append(len(parts))
+        slot[d.id] = n_items + k
+    for k, s in enumerate(ins.scores):
+        parts.extend(slot[p] for p in s.sum)
+        part_start.append(len(parts))
+        slot[s.id] = n_items + len(ins.domains) + k
+
+    atoms: list[tuple] = []
+    flags: list[tuple] = []
+
+    def atom(c) -> int:
+        if isinstance(c, m.CodeIn):
+            q = ins.question(c.field)
+            mask = sum(1 << j for j, o in enumerate(q.options) if o.key in c.keys)
+            atoms.append((ATOM_CODE_IN, qi[c.field], mask, 0, ()))
+        elif isinstance(c, m.ValueAtLeast):
+            atoms.append((ATOM_VALUE_AT_LEAST, qi[c.field], 0, c.at_least, ()))
+        elif isinstance(c, m.SumAtLeast):
+            atoms.append((ATOM_SUM_AT_LEAST, -1, 0, c.at_least, tuple(qi[f] for f in c.fields)))
+        elif isinstance(c, m.Icd10In):
+            flags.append((qi[c.field], c.ranges))
+            atoms.append((ATOM_FLAG, len(flags) - 1, 0, 0, ()))
+        else:
+            raise TypeError(c)
+        return len(atoms) - 1
+
+    prog_start, ops, args = [0], [], []
+
+    def emit(c) -> None:
+        if isinstance(c, (m.AnyOf, m.AllOf)):
+            for sub in c.conditions:
+                emit(sub)
+            ops.append(OP_OR if isinstance(c, m.AnyOf) else OP_AND)
+            args.append(len(c.conditions))
+        else:
+            ops.append(OP_ATOM)
+            args.append(atom(c))
+
+    from ._reference import _first_field
+    for cond in [r.when for r in ins.rules] + [c.when for c in ins.constraints]:
+        emit(cond)
+        prog_start.append(len(ops))
+
+    i64 = functools.partial(np.asarray, dtype=np.int64)
+    item_values = any(p in {i.id for i in ins.items} for s in ins.scores for p in s.sum)
+    atom_questions = {a[1] for a in atoms if a[0] in (ATOM_CODE_IN, ATOM_VALUE_AT_LEAST)} | {q for a in atoms for q in a[4]}
+    sum_start = [0]
+    sum_q: list[int] = []
+    for a in atoms:
+        sum_q.extend(a[4])
+        sum_start.append(len(sum_q))
+    bands = sorted(ins.bands, key=lambda b: b.min)
+    return Plan(
+        questions=questions, n_items=n_items,
+        required=np.asarray([q.required for q in qs], np.uint8),
+        code_lo=CODE_LO, code_table=code_table, sum_table=sum_table, pack2=pack2,
+        need_idx=np.asarray([k >= n_items or item_values or k in atom_questions for k in range(len(qs))], np.uint8),
+        opt_start=i64(opt_start), item_values=int(item_values),
+        item_domain=i64([[d.id for d in ins.domains].index(i.domain) for i in ins.items]),
+        opt_points=np.asarray(opt_points, np.int32),
+        opt_value=np.asarray(opt_value, np.int32),
+        keys=tuple(tuple(o.key for o in q.options) for q in qs),
+        icd10=tuple(i for i, q in enumerate(qs) if isinstance(q, m.Field) and q.type == "icd10_list"),
+        score_part_start=i64(part_start), score_parts=i64(parts), level_value=slot[ins.level_score],
+        band_min=np.asarray([b.min for b in bands], np.int32), band_max=np.asarray([b.max for b in bands], np.int32),
+        band_level=np.asarray([b.level for b in bands], np.int8),
+        atom_kind=np.asarray([a[0] for a in atoms], np.int8), atom_q=i64([a[1] for a in atoms]),
+        atom_mask=np.asarray([a[2] for a in atoms], np.uint64), atom_n=np.asarray([a[3] for a in atoms], np.int32),
+        atom_sum_start=i64(sum_start), atom_sum_q=i64(sum_q), flags=tuple(flags),
+        prog_start=i64(prog_start), prog_op=np.asarray(ops, np.int8), prog_arg=i64(args),
+        n_rules=len(ins.rules),
+        rule_raise=np.asarray([r.raise_by for r in ins.rules], np.int32),
+        rule_set_level=np.asarray([-1 if r.set_level is None else r.set_level for r in ins.rules], np.int8),
+        raise_sum=int(ins.raise_combination == "sum"), max_level=ins.max_level,
+        constraint_field=i64([qi[_first_field(c.when)] for c in ins.constraints]),
+        n_domains=len(ins.domains), n_scores=len(ins.scores),
+    )

@@ -1,0 +1,576 @@
+# cython: language_level=3
+"""The scoring kernel: one loop that runs any compiled instrument plan over columnar batches.
+
+Built into the private extension ``assess._kernel``. It mirrors ``assess/_reference.py`` exactly
+(tests/test_kernel_parity.py); read that module for the meaning of each step. The loop holds no
+state between rows, releases the GIL and never raises: every problem becomes the row's status.
+
+Rows are processed in chunks of CHUNK rows, column by column, so every inner loop is one tight
+pass with one dtype switch per column and chunk. Item points go straight from a per-item table
+into a per-domain accumulator that packs (points << 16) + (count of unanswered or not-allowed
+items): one load, add and store per cell. Rows with a problem (rare) are resolved afterwards,
+question by question.
+"""
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t, uint16_t, uintptr_t
+from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy, memset
+from libc.math cimport isnan, floor
+
+cdef enum:
+    CHUNK = 1024
+    # option index states below 0
+    MISSING = -1
+    BAD = -2
+    # column kinds (assess/_columns.py mirrors these numbers)
+    K_ABSENT = 0
+    K_INT8 = 1
+    K_INT16 = 2
+    K_INT32 = 3
+    K_INT64 = 4
+    K_UINT8 = 5
+    K_UINT16 = 6
+    K_UINT32 = 7
+    K_FLOAT64 = 8
+    K_INDEX = 9     # int16 option indexes already mapped in Python (string and ICD-10 columns)
+    K_FLOAT32 = 10
+    CODE_LO = -128   # assess/_plan.py: integer codes index code_table at code - CODE_LO
+    CODE_SPAN = 384
+    # atom kinds and opcodes (assess/_plan.py mirrors these numbers)
+    A_CODE_IN = 0
+    A_VALUE_AT_LEAST = 1
+    A_SUM_AT_LEAST = 2
+    A_FLAG = 3
+    OP_ATOM = 0
+    OP_AND = 1
+    OP_OR = 2
+    # row status (assess/_reference.py mirrors these numbers)
+    S_OK = 0
+    S_NOT_ALLOWED = 1
+    S_INCOMPLETE = 2
+    S_INCONSISTENT = 3
+
+cdef int32_t NULL_SCORE = -2147483648
+
+
+cdef struct PlanC:
+    # Raw pointers into the KernelPlan's arrays, so the loop needs no Python object.
+    int n_q, n_items, n_domains, n_scores, n_groups, n_bands, n_atoms, n_rules, n_constraints
+    int level_value, raise_sum, max_level, n_values, n_flags, item_values
+    const uint8_t* required
+    const uint8_t* need_idx
+    const int16_t* code_table      # [Q, CODE_SPAN] option index or BAD
+    const int32_t* sum_table       # [n_items, CODE_SPAN] (points << 16), or 1 when not allowed
+    const int32_t* pack2           # [n_items, MAXOPT + 2] the same by option index + 2 (0: BAD, 1: MISSING)
+    int pack2_width
+    const int64_t* item_domain
+    const int64_t* opt_start
+    const int32_t* opt_points
+    const int32_t* opt_value
+    const int64_t* part_start
+    const int64_t* parts
+    const int32_t* band_min
+    const int32_t* band_max
+    const int8_t* band_level
+    const int8_t* atom_kind
+    const int64_t* atom_q
+    const uint64_t* atom_mask
+    const int32_t* atom_n
+    const int64_t* atom_sum_start
+    const int64_t* atom_sum_q
+    const int64_t* prog_start
+    const int8_t* prog_op
+    const int64_t* prog_arg
+    const int32_t* rule_raise
+    const int8_t* rule_set_level
+    const int64_t* constraint_field
+
+
+cdef const void* _ptr(arr) except? NULL:
+    """Address of a C-contiguous numpy array's first element (NULL when empty)."""
+    if not arr.flags.c_contiguous:
+        raise ValueError("plan arrays must be C-contiguous")
+    return NULL if arr.size == 0 else <const void*><uintptr_t>arr.ctypes.data
+
+
+cdef class KernelPlan:
+    """An ``assess._plan.Plan`` as a C struct; holds the plan so its arrays stay alive."""
+    cdef PlanC c
+    cdef readonly object plan
+    cdef readonly Py_ssize_t max_program
+
+    def __init__(self, plan):
+        if plan.code_lo != CODE_LO or plan.code_table.shape[1] != CODE_SPAN:
+            raise ValueError("plan built for another kernel layout")
+        self.plan = plan
+        n_programs = len(plan.prog_start) - 1
+        self.max_program = max([int(plan.prog_start[k + 1] - plan.prog_start[k]) for k in range(n_programs)] + [0])
+        c = &self.c
+        c.n_q = len(plan.questions)
+        c.n_items = plan.n_items
+        c.n_domains = plan.n_domains
+        c.n_scores = plan.n_scores
+        c.n_groups = plan.n_domains + plan.n_scores
+        c.n_bands = len(plan.band_min)
+        c.n_atoms = len(plan.atom_kind)
+        c.n_rules = plan.n_rules
+        c.n_constraints = n_programs - plan.n_rules
+        c.level_value = plan.level_value
+        c.raise_sum = plan.raise_sum
+        c.max_level = plan.max_level
+        c.n_values = plan.n_items + plan.n_domains + plan.n_scores
+        c.n_flags = len(plan.flags)
+        c.item_values = plan.item_values
+        c.pack2_width = plan.pack2.shape[1] if plan.pack2.ndim == 2 else 0
+        c.required = <const uint8_t*>_ptr(plan.required)
+        c.need_idx = <const uint8_t*>_ptr(plan.need_idx)
+        c.code_table = <const int16_t*>_ptr(plan.code_table)
+        c.sum_table = <const int32_t*>_ptr(plan.sum_table)
+        c.pack2 = <const int32_t*>_ptr(plan.pack2)
+        c.item_domain = <const int64_t*>_ptr(plan.item_domain)
+        c.opt_start = <const int64_t*>_ptr(plan.opt_start)
+        c.opt_points = <const int32_t*>_ptr(plan.opt_points)
+        c.opt_value = <const int32_t*>_ptr(plan.opt_value)
+        c.part_start = <const int64_t*>_ptr(plan.score_part_start)
+        c.parts = <const int64_t*>_ptr(plan.score_parts)
+        c.band_min = <const int32_t*>_ptr(plan.band_min)
+        c.band_max = <const int32_t*>_ptr(plan.band_max)
+        c.band_level = <const int8_t*>_ptr(plan.band_level)
+        c.atom_kind = <const int8_t*>_ptr(plan.atom_kind)
+        c.atom_q = <const int64_t*>_ptr(plan.atom_q)
+        c.atom_mask = <const uint64_t*>_ptr(plan.atom_mask)
+        c.atom_n = <const int32_t*>_ptr(plan.atom_n)
+        c.atom_sum_start = <const int64_t*>_ptr(plan.atom_sum_start)
+        c.atom_sum_q = <const int64_t*>_ptr(plan.atom_sum_q)
+        c.prog_start = <const int64_t*>_ptr(plan.prog_start)
+        c.prog_op = <const int8_t*>_ptr(plan.prog_op)
+        c.prog_arg = <const int64_t*>_ptr(plan.prog_arg)
+        c.rule_raise = <const int32_t*>_ptr(plan.rule_raise)
+        c.rule_set_level = <const int8_t*>_ptr(plan.rule_set_level)
+        c.constraint_field = <const int64_t*>_ptr(plan.constraint_field)
+
+
+ctypedef fused code_t:
+    int8_t
+    int16_t
+    int32_t
+    int64_t
+    uint8_t
+    uint16_t
+    uint32_t
+
+
+cdef inline void item_fast(const code_t* data, const int16_t* ctable, const int32_t* stable, Py_ssize_t m,
+                           bint need_idx, int16_t* idx, int32_t* acc) noexcept nogil:
+    # Integer item column without nulls: add (points << 16), or 1 for a code not allowed.
+    cdef Py_ssize_t r
+    cdef int64_t off
+    for r in range(m):
+        off = <int64_t>data[r] - CODE_LO
+        acc[r] += stable[off] if <uint64_t>off < <uint64_t>CODE_SPAN else 1
+    if need_idx:
+        for r in range(m):
+            off = <int64_t>data[r] - CODE_LO
+            idx[r] = ctable[off] if <uint64_t>off < <uint64_t>CODE_SPAN else BAD
+
+
+cdef inline int16_t index_of_int(const int16_t* ctable, int64_t code) noexcept nogil:
+    cdef int64_t off = code - CODE_LO
+    return ctable[off] if <uint64_t>off < <uint64_t>CODE_SPAN else BAD
+
+
+cdef inline int16_t index_of_float(const int16_t* ctable, double v) noexcept nogil:
+    if isnan(v):
+        return MISSING
+    if v != floor(v) or v < CODE_LO or v >= CODE_LO + CODE_SPAN:
+        return BAD
+    return ctable[<int64_t>v - CODE_LO]
+
+
+cdef inline int16_t decode_one(const PlanC* p, Py_ssize_t q, int kind, const void* data, const uint8_t* valid,
+                               int64_t valid_off, Py_ssize_t row) noexcept nogil:
+    """Option index (or MISSING / BAD) of one cell."""
+    cdef const int16_t* ctable = p.code_table + q * CODE_SPAN
+    if kind == K_ABSENT:
+        return MISSING
+    if valid != NULL and not (valid[(valid_off + row) >> 3] >> ((valid_off + row) & 7)) & 1:
+        return MISSING
+    if kind == K_INDEX:
+        return (<const int16_t*>data)[row]
+    if kind == K_INT8:
+        return index_of_int(ctable, (<const int8_t*>data)[row])
+    if kind == K_INT16:
+        return index_of_int(ctable, (<const int16_t*>data)[row])
+    if kind == K_INT32:
+        return index_of_int(ctable, (<const int32_t*>data)[row])
+    if kind == K_INT64:
+        return index_of_int(ctable, (<const int64_t*>data)[row])
+    if kind == K_UINT8:
+        return index_of_int(ctable, (<const uint8_t*>data)[row])
+    if kind == K_UINT16:
+        return index_of_int(ctable, (<const uint16_t*>data)[row])
+    if kind == K_UINT32:
+        return index_of_int(ctable, (<const uint32_t*>data)[row])
+    if kind == K_FLOAT32:
+        return index_of_float(ctable, (<const float*>data)[row])
+    return index_of_float(ctable, (<const double*>data)[row])
+
+
+cdef inline void decode_int_column(const code_t* data, const int16_t* ctable, Py_ssize_t m, int16_t* out) noexcept nogil:
+    cdef Py_ssize_t r
+    for r in range(m):
+        out[r] = index_of_int(ctable, data[r])
+
+
+cdef void decode(const PlanC* p, Py_ssize_t q, int kind, const void* data, const uint8_t* valid,
+                 int64_t valid_off, Py_ssize_t r0, Py_ssize_t m, int16_t* out) noexcept nogil:
+    """Option indexes (or MISSING / BAD) of rows r0 … r0+m-1 of one question column."""
+    cdef Py_ssize_t r
+    cdef const int16_t* ctable = p.code_table + q * CODE_SPAN
+    if kind == K_INT8:
+        decode_int_column((<const int8_t*>data) + r0, ctable, m, out)
+    elif kind == K_INT16:
+        decode_int_column((<const int16_t*>data) + r0, ctable, m, out)
+    elif kind == K_INT32:
+        decode_int_column((<const int32_t*>data) + r0, ctable, m, out)
+    elif kind == K_INT64:
+        decode_int_column((<const int64_t*>data) + r0, ctable, m, out)
+    elif kind == K_UINT8:
+        decode_int_column((<const uint8_t*>data) + r0, ctable, m, out)
+    else:
+        for r in range(m):
+            out[r] = decode_one(p, q, kind, data, NULL, 0, r0 + r)
+    if valid != NULL:
+        for r in range(m):
+            if not (valid[(valid_off + r0 + r) >> 3] >> ((valid_off + r0 + r) & 7)) & 1:
+                out[r] = MISSING
+
+
+cdef bint item_column_fast(const PlanC* p, Py_ssize_t q, int kind, const void* data, Py_ssize_t r0,
+                           Py_ssize_t m, int16_t* idx, int32_t* acc) noexcept nogil:
+    """The fast path for an integer item column without nulls; False when it does not apply."""
+    cdef const int16_t* ct = p.code_table + q * CODE_SPAN
+    cdef const int32_t* st = p.sum_table + q * CODE_SPAN
+    cdef bint need = p.need_idx[q]
+    if kind == K_INT8:
+        item_fast((<const int8_t*>data) + r0, ct, st, m, need, idx, acc)
+    elif kind == K_UINT8:
+        item_fast((<const uint8_t*>data) + r0, ct, st, m, need, idx, acc)
+    elif kind == K_INT16:
+        item_fast((<const int16_t*>data) + r0, ct, st, m, need, idx, acc)
+    elif kind == K_INT32:
+        item_fast((<const int32_t*>data) + r0, ct, st, m, need, idx, acc)
+    elif kind == K_INT64:
+        item_fast((<const int64_t*>data) + r0, ct, st, m, need, idx, acc)
+    else:
+        return False
+    return True
+
+
+cdef struct Work:
+    # Per-call scratch, column-major over one chunk of rows: [slot * CHUNK + r].
+    int16_t* idx       # option index per question (only where need_idx, or decoded the slow way)
+    uint8_t* have_idx  # per question: idx holds this chunk's indexes
+    int16_t* anyneg    # per row: negative when a field is missing (required) or not allowed
+    int32_t* acc       # per domain and row: (points << 16) + count of unanswered / not allowed items
+    int32_t* val       # value vector: item points, domain scores, derived scores (0 when null)
+    uint8_t* vnull     # 1 where the value is null
+    uint8_t* atoms     # truth of each atom
+    uint8_t* stack     # postfix evaluation stack
+    uint32_t* bits     # rules that hold
+    int16_t* fired_c   # first constraint that holds, -1 none
+
+
+cdef inline int first_question(const PlanC* p, const Work* w, const uintptr_t* col_ptr, const int8_t* col_kind,
+                               const uintptr_t* valid_ptr, const int64_t* valid_off, Py_ssize_t c0, Py_ssize_t r,
+                               int16_t state, bint required_only) noexcept nogil:
+    """The first question whose answer is in ``state`` (BAD or MISSING) in row c0 + r, or -1."""
+    cdef Py_ssize_t q
+    cdef int16_t i
+    for q in range(p.n_q):
+        if required_only and not p.required[q]:
+            continue
+        if w.have_idx[q]:
+            i = w.idx[q * CHUNK + r]
+        else:
+            i = decode_one(p, q, col_kind[q], <const void*>col_ptr[q], <const uint8_t*>valid_ptr[q],
+                           valid_off[q], c0 + r)
+        if i == state:
+            return <int>q
+    return -1
+
+
+cdef void eval_atoms(const PlanC* p, Work* w, const uint8_t** flags, Py_ssize_t r0, Py_ssize_t m) noexcept nogil:
+    cdef Py_ssize_t a, r, k
+    cdef int64_t q
+    cdef int16_t i
+    cdef uint64_t mask
+    cdef int32_t n
+    cdef uint8_t* out
+    cdef const int16_t* col
+    cdef const int32_t* vals
+    for a in range(p.n_atoms):
+        out = w.atoms + a * CHUNK
+        if p.atom_kind[a] == A_CODE_IN:
+            col = w.idx + p.atom_q[a] * CHUNK
+            mask = p.atom_mask[a]
+            for r in range(m):
+                i = col[r]
+                out[r] = (i >= 0) & <uint8_t>((mask >> (i & 63)) & 1)   # branch-free
+        elif p.atom_kind[a] == A_VALUE_AT_LEAST:
+            q = p.atom_q[a]
+            col = w.idx + q * CHUNK
+            vals = p.opt_value + p.opt_start[q]
+            n = p.atom_n[a]
+            for r in range(m):
+                i = col[r]
+                out[r] = (i >= 0) & (vals[i if i >= 0 else 0] >= n)
+        elif p.atom_kind[a] == A_SUM_AT_LEAST:
+            # Sum of the values given (missing ones add nothing), compared with the threshold.
+            for r in range(m):
+                (<int32_t*>w.stack)[r] = 0
+            for k in range(p.atom_sum_start[a], p.atom_sum_start[a + 1]):
+                q = p.atom_sum_q[k]
+                col = w.idx + q * CHUNK
+                vals = p.opt_value + p.opt_start[q]
+                for r in range(m):
+                    i = col[r]
+                    (<int32_t*>w.stack)[r] += vals[i] if i >= 0 else 0
+            n = p.atom_n[a]
+            for r in range(m):
+                out[r] = (<int32_t*>w.stack)[r] >= n
+        else:
+            for r in range(m):
+                out[r] = flags[p.atom_q[a]][r0 + r] != 0
+
+
+cdef void eval_program(const PlanC* p, Work* w, Py_ssize_t k, Py_ssize_t m, uint8_t* result) noexcept nogil:
+    """Evaluate postfix program k over a chunk, leaving its truth per row in result."""
+    cdef Py_ssize_t top = 0, j, n, t, r
+    cdef uint8_t* dst
+    cdef const uint8_t* src
+    for j in range(p.prog_start[k], p.prog_start[k + 1]):
+        if p.prog_op[j] == OP_ATOM:
+            memcpy(w.stack + top * CHUNK, w.atoms + p.prog_arg[j] * CHUNK, m)
+            top += 1
+        else:
+            n = p.prog_arg[j]
+            dst = w.stack + (top - n) * CHUNK
+            for t in range(top - n + 1, top):
+                src = w.stack + t * CHUNK
+                if p.prog_op[j] == OP_AND:
+                    for r in range(m):
+                        dst[r] &= src[r]
+                else:
+                    for r in range(m):
+                        dst[r] |= src[r]
+            top -= n - 1
+    memcpy(result, w.stack, m)
+
+
+
+cdef void score_range(const PlanC* p, const uintptr_t* col_ptr, const int8_t* col_kind,
+                      const uintptr_t* valid_ptr, const int64_t* valid_off, const uint8_t** flags,
+                      int32_t* domains, int32_t* scores, int8_t* level_initial, int8_t* level,
+                      uint32_t* rules, uint8_t* status, int16_t* error_field,
+                      Py_ssize_t start, Py_ssize_t stop, Work* w, uint8_t* truth) noexcept nogil:
+    cdef Py_ssize_t c0, m, q, r, row, k, j, b
+    cdef int16_t i
+    cdef int16_t* col
+    cdef int16_t* anyneg = w.anyneg
+    cdef int32_t* acc
+    cdef int32_t* v
+    cdef uint8_t* vn
+    cdef const int32_t* pv
+    cdef const uint8_t* pn
+    cdef const int32_t* pk
+    cdef int32_t a, problems
+    cdef bint req
+    cdef int bad_q, miss_q, st, err, lvl, up, setter
+    cdef int32_t total
+    cdef uint32_t bits
+    c0 = start
+    while c0 < stop:
+        m = min(CHUNK, stop - c0)
+        # 1. Items: points into their domain's accumulator, read once per cell.
+        memset(anyneg, 0, m * sizeof(int16_t))
+        memset(w.acc, 0, p.n_domains * CHUNK * sizeof(int32_t))
+        for q in range(p.n_q):
+            col = w.idx + q * CHUNK
+            w.have_idx[q] = p.need_idx[q]
+            if q < p.n_items:
+                acc = w.acc + p.item_domain[q] * CHUNK
+                if valid_ptr[q] == 0 and item_column_fast(p, q, col_kind[q], <const void*>col_ptr[q], c0, m,
+                                                          col, acc):
+                    continue
+                decode(p, q, col_kind[q], <const void*>col_ptr[q], <const uint8_t*>valid_ptr[q], valid_off[q],
+                       c0, m, col)
+                w.have_idx[q] = 1
+                pk = p.pack2 + q * p.pack2_width          # by option index + 2
+                for r in range(m):
+                    acc[r] += pk[col[r] + 2]
+            else:
+                # 2. Fields (rule inputs): option indexes; mark rows with a problem.
+                decode(p, q, col_kind[q], <const void*>col_ptr[q], <const uint8_t*>valid_ptr[q], valid_off[q],
+                       c0, m, col)
+                w.have_idx[q] = 1
+                req = p.required[q]
+                for r in range(m):
+                    i = col[r]
+                    # required: any negative index; optional: only BAD (-2), as (-2 + 1) >> 15 == -1
+                    anyneg[r] |= i if req else (i + 1) >> 15
+        # 3. Domain scores, then derived scores (null when any part is null).
+        for k in range(p.n_domains):
+            acc = w.acc + k * CHUNK
+            v = w.val + (p.n_items + k) * CHUNK
+            vn = w.vnull + (p.n_items + k) * CHUNK
+            for r in range(m):
+                a = acc[r]
+                vn[r] = (a & 0xFFFF) != 0
+                v[r] = 0 if vn[r] else a >> 16
+                domains[(c0 + r) * p.n_domains + k] = NULL_SCORE if vn[r] else v[r]
+        if p.item_values:
+            for q in range(p.n_items):
+                col = w.idx + q * CHUNK
+                pk = p.pack2 + q * p.pack2_width
+                v = w.val + q * CHUNK
+                vn = w.vnull + q * CHUNK
+                for r in range(m):
+                    v[r] = pk[col[r] + 2] >> 16
+                    vn[r] = col[r] < 0
+        for k in range(p.n_domains, p.n_groups):
+            v = w.val + (p.n_items + k) * CHUNK
+            vn = w.vnull + (p.n_items + k) * CHUNK
+            memset(v, 0, m * sizeof(int32_t))
+            memset(vn, 0, m)
+            for j in range(p.part_start[k], p.part_start[k + 1]):
+                pv = w.val + p.parts[j] * CHUNK
+                pn = w.vnull + p.parts[j] * CHUNK
+                for r in range(m):
+                    v[r] += pv[r]
+                    vn[r] |= pn[r]
+            for r in range(m):
+                scores[(c0 + r) * p.n_scores + (k - p.n_domains)] = NULL_SCORE if vn[r] else v[r]
+        # 4. Rules and constraints.
+        eval_atoms(p, w, flags, c0, m)
+        for r in range(m):
+            w.bits[r] = 0
+            w.fired_c[r] = -1
+        for k in range(p.n_rules):
+            eval_program(p, w, k, m, truth)
+            for r in range(m):
+                w.bits[r] |= (<uint32_t>truth[r]) << k
+        for k in range(p.n_constraints - 1, -1, -1):   # backwards, so the first that holds wins
+            eval_program(p, w, p.n_rules + k, m, truth)
+            for r in range(m):
+                if truth[r]:
+                    w.fired_c[r] = k
+        # 5. Status (not allowed > inconsistent > incomplete > ok), then levels for ok rows.
+        v = w.val + p.level_value * CHUNK
+        vn = w.vnull + p.level_value * CHUNK
+        for r in range(m):
+            row = c0 + r
+            bits = w.bits[r]
+            rules[row] = bits
+            problems = anyneg[r] < 0
+            for k in range(p.n_domains):
+                problems |= w.acc[k * CHUNK + r] & 0xFFFF
+            bad_q = miss_q = -1
+            if problems:
+                bad_q = first_question(p, w, col_ptr, col_kind, valid_ptr, valid_off, c0, r, BAD, False)
+                if bad_q < 0:
+                    miss_q = first_question(p, w, col_ptr, col_kind, valid_ptr, valid_off, c0, r, MISSING, True)
+            if bad_q >= 0:
+                st, err = S_NOT_ALLOWED, bad_q
+            elif w.fired_c[r] >= 0:
+                st, err = S_INCONSISTENT, <int>p.constraint_field[w.fired_c[r]]
+            elif miss_q >= 0:
+                st, err = S_INCOMPLETE, miss_q
+            else:
+                st, err = S_OK, -1
+            status[row] = st
+            error_field[row] = err
+            level_initial[row] = -1
+            level[row] = -1
+            if st != S_OK or vn[r]:
+                continue
+            # Bands are sorted by min, contiguous and cover every reachable total (checked on load):
+            # the band is the last one whose min is <= total.
+            total = v[r]
+            b = 0
+            for j in range(1, p.n_bands):
+                b += p.band_min[j] <= total
+            if not p.band_min[b] <= total <= p.band_max[b]:
+                continue
+            lvl = p.band_level[b]
+            level_initial[row] = lvl
+            setter = -1
+            up = 0
+            if bits:
+                for k in range(p.n_rules):
+                    if (bits >> k) & 1:
+                        if p.rule_set_level[k] >= 0:
+                            if setter < 0:
+                                setter = p.rule_set_level[k]
+                        elif p.raise_sum:
+                            up += p.rule_raise[k]
+                        elif p.rule_raise[k] > up:
+                            up = p.rule_raise[k]
+            level[row] = setter if setter >= 0 else min(p.max_level, lvl + up)
+        c0 += m
+
+
+def score_rows(KernelPlan plan, const uint64_t[::1] col_ptr, const int8_t[::1] col_kind,
+               const uint64_t[::1] valid_ptr, const int64_t[::1] valid_off, const uint64_t[::1] flag_ptr,
+               int32_t[:, ::1] domains, int32_t[:, ::1] scores, int8_t[::1] level_initial, int8_t[::1] level,
+               uint32_t[::1] rules, uint8_t[::1] status, int16_t[::1] error_field,
+               Py_ssize_t start, Py_ssize_t stop):
+    """Score rows start … stop-1 into the output arrays, without the GIL.
+
+    Column q is described by a data pointer, a kind (dtype), and an Arrow validity bitmap pointer
+    (0 for none) with its bit offset; the caller keeps the buffers alive. Returns the number of
+    rows whose status is not ok.
+    """
+    cdef const PlanC* p = &plan.c
+    cdef Py_ssize_t n = status.shape[0]
+    if p.n_q != col_ptr.shape[0] or p.n_flags > flag_ptr.shape[0] or not (0 <= start <= stop <= n):
+        raise ValueError("columns or row range do not match the plan")
+    if domains.shape[0] != n or scores.shape[0] != n or domains.shape[1] != p.n_domains \
+            or scores.shape[1] != p.n_scores:
+        raise ValueError("output arrays do not match the plan")
+    cdef Work w
+    cdef Py_ssize_t depth = max(plan.max_program, 1) + 4   # the stack also holds one int32 row of sums
+    w.idx = <int16_t*>malloc(sizeof(int16_t) * CHUNK * max(p.n_q, 1))
+    w.have_idx = <uint8_t*>malloc(max(p.n_q, 1))
+    w.anyneg = <int16_t*>malloc(sizeof(int16_t) * CHUNK)
+    w.acc = <int32_t*>malloc(sizeof(int32_t) * CHUNK * max(p.n_domains, 1))
+    w.val = <int32_t*>malloc(sizeof(int32_t) * CHUNK * max(p.n_values, 1))
+    w.vnull = <uint8_t*>malloc(CHUNK * max(p.n_values, 1))
+    w.atoms = <uint8_t*>malloc(CHUNK * max(p.n_atoms, 1))
+    w.stack = <uint8_t*>malloc(CHUNK * depth)
+    w.bits = <uint32_t*>malloc(sizeof(uint32_t) * CHUNK)
+    w.fired_c = <int16_t*>malloc(sizeof(int16_t) * CHUNK)
+    cdef uint8_t* truth = <uint8_t*>malloc(CHUNK)
+    cdef const uint8_t** flags = <const uint8_t**>malloc(sizeof(uint8_t*) * max(p.n_flags, 1))
+    cdef Py_ssize_t k, bad = 0
+    try:
+        if (w.idx == NULL or w.have_idx == NULL or w.anyneg == NULL or w.acc == NULL or w.val == NULL
+                or w.vnull == NULL or w.atoms == NULL or w.stack == NULL or w.bits == NULL
+                or w.fired_c == NULL or truth == NULL or flags == NULL):
+            raise MemoryError()
+        for k in range(p.n_flags):
+            flags[k] = <const uint8_t*><uintptr_t>flag_ptr[k]
+        # Empty output views have no element to take the address of.
+        if stop > start:
+            with nogil:
+                score_range(p, <const uintptr_t*>&col_ptr[0], &col_kind[0], <const uintptr_t*>&valid_ptr[0],
+                            &valid_off[0], flags,
+                            &domains[0, 0] if domains.shape[1] else <int32_t*>NULL,
+                            &scores[0, 0] if scores.shape[1] else <int32_t*>NULL,
+                            &level_initial[0], &level[0], &rules[0], &status[0], &error_field[0],
+                            start, stop, &w, truth)
+                for k in range(start, stop):
+                    bad += status[k] != S_OK
+    finally:
+        free(w.idx); free(w.have_idx); free(w.anyneg); free(w.acc); free(w.val); free(w.vnull)
+        free(w.atoms); free(w.stack); free(w.bits); free(w.fired_c); free(truth); free(flags)
+    return bad
