@@ -1,0 +1,130 @@
+"""Common checks over every instrument definition file (STYLE §11).
+
+Parametrised over every file under instruments/, so a new instrument gets these checks for free:
+it loads and passes the schema, its ids are unique, every option carries points, every band of
+its level score is reachable at both ends, and the bands are contiguous and cover the range.
+"""
+from __future__ import annotations
+
+import jsonschema
+import pytest
+
+import assess
+from assess.instrument import schema
+
+from _support import (GBT_FILE, INSTRUMENTS_DIR, answers_for_total, contributing_items, instrument_files, load_file,
+                      read_yaml, required_settings, score_range)
+
+FILES = instrument_files()
+IDS = [str(p.relative_to(INSTRUMENTS_DIR)) for p in FILES]
+each_file = pytest.mark.parametrize("path", FILES, ids=IDS)
+
+
+def test_instrument_files_found():
+    assert GBT_FILE in FILES
+    assert all(p.is_file() and p.stat().st_size > 0 for p in FILES)
+
+
+@each_file
+def test_passes_schema(path):
+    errors = list(jsonschema.Draft202012Validator(schema()).iter_errors(read_yaml(path)))
+    assert not errors, [e.message for e in errors]
+
+
+@each_file
+def test_loads(path):
+    ins = load_file(path)
+    assert isinstance(ins, assess.Instrument)
+    # one file per version: instruments/<id>/<version>.yaml (STYLE §2.5)
+    assert ins.id == path.parent.name
+    assert ins.version == path.stem
+    assert ins.title.zh and ins.source["citation"]
+
+
+@each_file
+def test_installed_and_listed(path):
+    refs = {(r.id, r.version) for r in assess.list_instruments()}
+    assert (path.parent.name, path.stem) in refs
+
+
+@each_file
+def test_ids_unique(path):
+    ins = load_file(path)
+    questions = [q.id for q in (*ins.items, *ins.fields)]
+    assert len(questions) == len(set(questions))
+    for group in (ins.domains, ins.scores, ins.rules, ins.constraints):
+        ids = [x.id for x in group]
+        assert len(ids) == len(set(ids)), ids
+    named = [d.id for d in ins.domains] + [s.id for s in ins.scores]
+    assert not set(named) & set(questions)
+    for q in (*ins.items, *ins.fields):
+        keys = [o.key for o in q.options]
+        assert len(keys) == len(set(keys)), f"{q.id}: duplicate option codes {keys}"
+
+
+@each_file
+def test_every_option_has_points(path):
+    ins = load_file(path)
+    for item in ins.items:
+        assert item.options, item.id
+        for o in item.options:
+            assert isinstance(o.points, int) and not isinstance(o.points, bool), f"{item.id} option {o.raw}"
+
+
+@each_file
+def test_every_item_in_a_domain(path):
+    ins = load_file(path)
+    in_domains = [i for d in ins.domains for i in d.items]
+    assert sorted(in_domains) == sorted(i.id for i in ins.items)
+    assert all(d.items for d in ins.domains), "a domain without items"
+
+
+@each_file
+def test_bands_contiguous_and_cover_range(path):
+    ins = load_file(path)
+    lo, hi = score_range(ins, ins.level_score)
+    assert sorted(b.level for b in ins.bands) == list(range(len(ins.bands)))
+    ordered = sorted(ins.bands, key=lambda b: b.min)
+    assert ordered[0].min == lo, f"lowest band starts at {ordered[0].min}, range starts at {lo}"
+    assert ordered[-1].max == hi, f"highest band ends at {ordered[-1].max}, range ends at {hi}"
+    for a, b in zip(ordered, ordered[1:]):
+        assert a.min <= a.max
+        assert b.min == a.max + 1, f"levels {a.level} and {b.level}: {a.min}–{a.max} then {b.min}–{b.max}"
+    levels = [b.level for b in ordered]
+    if ins.direction == "higher_is_better":
+        assert levels == sorted(levels, reverse=True)
+    elif ins.direction == "higher_is_worse":
+        assert levels == sorted(levels)
+
+
+@each_file
+def test_every_band_reachable_at_both_ends(path, rng):
+    """For each band an answer set scores its min and one scores its max, and the engine agrees."""
+    ins = load_file(path)
+    assert contributing_items(ins, ins.level_score)
+    for band in ins.bands:
+        for target in (band.min, band.max):
+            answers = answers_for_total(ins, target, rng)
+            assert answers is not None, f"level {band.level}: total {target} cannot be reached"
+            result = assess.score_one(ins, answers)
+            assert result.total == target
+            assert result.level_initial == band.level
+
+
+@each_file
+def test_every_setting_value_builds(path):
+    ins = load_file(path)
+    base = required_settings(path)
+    for name, setting in ins.settings.items():
+        assert setting.values, name
+        for value in setting.values:
+            built = assess.load_path(path, settings={**base, name: value})
+            assert built.setting_values[name] == value
+
+
+@each_file
+def test_rules_have_clauses(path):
+    ins = load_file(path)
+    for r in ins.rules:
+        assert r.clause.strip(), f"rule {r.id} cites no clause"
+        assert (r.set_level is None) != (r.raise_by == 0), f"rule {r.id}: exactly one effect"
