@@ -173,9 +173,8 @@ def test_yaml_syntax_error_sets_line(tmp_path):
     assert info.value.problems[0].line == _line_of(lines, "direction: [higher_is_better")
 
 
-@pytest.mark.parametrize("text, detail", [("", "not a mapping"), ("- just\n- a list\n", "not a mapping"),
-                                          (b"\xff\xfe\x00", "not UTF-8")], ids=["empty", "list", "binary"])
-def test_unreadable_file(tmp_path, text, detail):
+@pytest.mark.parametrize("text", ["", "- just\n- a list\n", b"\xff\xfe\x00"], ids=["empty", "list", "not-utf8"])
+def test_unreadable_file(tmp_path, text):
     path = tmp_path / "x.yaml"
     path.write_bytes(text if isinstance(text, bytes) else text.encode())
     with pytest.raises(assess.InstrumentError) as info:
