@@ -68,7 +68,14 @@ class Inputs:
 
     def _code_column(self, plan: Plan, q: int, col: pa.Array) -> None:
         if pa.types.is_dictionary(col.type):
-            col = col.cast(col.type.value_type)
+            # Map the few distinct values once, then look every cell up by its dictionary index.
+            mapped = _map_other(plan, q, col.dictionary)
+            indices = col.indices.fill_null(0).to_numpy(zero_copy_only=False)
+            out = mapped[indices] if len(mapped) else np.full(len(col), MISSING, np.int16)
+            if col.null_count:
+                out[col.is_null().to_numpy(zero_copy_only=False)] = MISSING
+            self._index(q, out)
+            return
         if pa.types.is_uint64(col.type):
             try:
                 col = col.cast(pa.int64())
