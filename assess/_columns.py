@@ -67,6 +67,9 @@ class Inputs:
         self.col_kind[q] = K_INDEX
 
     def _code_column(self, plan: Plan, q: int, col: pa.Array) -> None:
+        if pa.types.is_dictionary(col.type) and not (pa.types.is_string(col.type.value_type)
+                                                     or pa.types.is_large_string(col.type.value_type)):
+            col = col.cast(col.type.value_type)
         if pa.types.is_dictionary(col.type):
             # Map the few distinct values once, then look every cell up by its dictionary index.
             mapped = _map_other(plan, q, col.dictionary)

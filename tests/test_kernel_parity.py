@@ -147,6 +147,13 @@ def test_large_multi_chunk_batch_crosses_kernel_chunks(gbt, seed):
         assert np.array_equal(raw_ref[key], raw_ker[key][65_000:]), key
 
 
+def test_dictionary_of_integers(gbt, seed):
+    cols = random_columns(gbt, 500, np.random.default_rng(seed))
+    table = _as_arrow(cols, "int64")
+    table = pa.table({c: table.column(c).combine_chunks().dictionary_encode() for c in table.column_names})
+    assert_same(gbt, table)
+
+
 def test_absent_columns_are_missing(gbt):
     table = pa.table({"B.1.1": pa.array([4, 3], pa.int8())})
     ker = batch.score_raw(gbt, table, kernel)
