@@ -4,7 +4,8 @@ Integer and float columns are handed to the kernel as they are (data pointer, dt
 validity bitmap). Only text columns are mapped here, with pyarrow compute, to int16 option
 indexes: option codes written as text ("4", "0b"), and ICD-10 diagnosis cells, which become a
 state column (answered / missing / malformed) plus one flag column per ``icd10_in`` condition.
-The mapping reproduces ``_reference.read_answers`` exactly.
+The mapping reproduces ``_reference.read_answers`` exactly; ICD-10 cells are read by the kernel's
+own scanner (``icd10_cells``), which implements the grammar of ``assess.icd10`` by hand.
 """
 from __future__ import annotations
 
@@ -22,15 +23,12 @@ _KINDS = {pa.int8(): K_INT8, pa.int16(): K_INT16, pa.int32(): K_INT32, pa.int64(
           pa.uint8(): K_UINT8, pa.uint16(): K_UINT16, pa.uint32(): K_UINT32,
           pa.float64(): K_FLOAT64, pa.float32(): K_FLOAT32}
 MISSING, BAD = -1, -2
-# ICD-10 codes as _reference/icd10 read them, upper-cased: category, sub-code, mark.
-_ICD10_PATTERN = icd10._CODE.pattern
-_SEPARATORS = icd10._SEPARATORS.pattern
 
 
 class Inputs:
     """Pointers and kinds for every plan question; holds the arrays so the pointers stay valid."""
 
-    def __init__(self, plan: Plan, batch: pa.RecordBatch):
+    def __init__(self, kernel, plan: Plan, batch: pa.RecordBatch):
         n_q = len(plan.questions)
         self.keep: list = []
         self.col_ptr = np.zeros(n_q, np.uint64)
@@ -44,7 +42,7 @@ class Inputs:
                 continue
             col = batch.column(qid)
             if q in plan.icd10:
-                state, col_flags = _icd10(col, bool(plan.required[q]), [r for fq, r in plan.flags if fq == q])
+                state, col_flags = _icd10(kernel, col, bool(plan.required[q]), [r for fq, r in plan.flags if fq == q])
                 self._index(q, state)
                 flags.extend(col_flags)
             else:
@@ -116,60 +114,50 @@ def _map_other(plan: Plan, q: int, col: pa.Array) -> np.ndarray:
     return out
 
 
-def _icd10(col: pa.Array, required: bool, ranges_per_flag: list) -> tuple[np.ndarray, list[np.ndarray]]:
-    """State (0 answered, MISSING, BAD) and one 0/1 flag array per condition of an ICD-10 column."""
+def _categories(ranges_per_flag: list) -> np.ndarray:
+    """One 0/1 table per flag over the 2,600 categories A00 … Z99 (letter index * 100 + number)."""
+    names = [f"{chr(65 + k // 100)}{k % 100:02d}" for k in range(2600)]
+    table = np.zeros((len(ranges_per_flag), 2600), np.uint8)
+    for f, ranges in enumerate(ranges_per_flag):
+        table[f] = [icd10.in_ranges(c, ranges) is not None for c in names]
+    return table
+
+
+def _icd10(kernel, col: pa.Array, required: bool, ranges_per_flag: list) -> tuple[np.ndarray, list[np.ndarray]]:
+    """State (0 read, MISSING, BAD) and one 0/1 flag array per condition of an ICD-10 column."""
     n = len(col)
-    if pa.types.is_dictionary(col.type):
-        col = col.cast(col.type.value_type)
-    if pa.types.is_null(col.type):
-        col = pa.nulls(n, pa.string())
-    if pa.types.is_list(col.type) or pa.types.is_large_list(col.type):
-        lists, blank, from_text = col, pc.is_null(col), False
-    elif pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
-        trimmed = pc.utf8_trim_whitespace(col.cast(pa.string()))
-        blank = pc.or_kleene(pc.is_null(trimmed), pc.equal(trimmed, "")).fill_null(True)
-        lists = pc.split_pattern_regex(pc.fill_null(trimmed, ""), _SEPARATORS)
-        from_text = True
-    else:  # numbers are not ICD-10 codes
-        state = np.where(col.is_null().to_numpy(zero_copy_only=False), MISSING if required else 0, BAD)
-        return state.astype(np.int16), [np.zeros(n, np.uint8) for _ in ranges_per_flag]
-    blank = blank.to_numpy(zero_copy_only=False)
-    flat = pc.list_flatten(lists)
-    parent = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False)
-    if not (pa.types.is_string(flat.type) or pa.types.is_large_string(flat.type)):
-        bad_code = np.ones(len(flat), bool)
-        cat = pa.nulls(len(flat), pa.string())
-    else:
-        # Splitting text leaves empty pieces at leading/trailing separators; a list holds what it holds.
-        keep = (pc.not_equal(flat, "").fill_null(False).to_numpy(zero_copy_only=False) if from_text
-                else np.ones(len(flat), bool))
-        codes = pc.utf8_upper(pc.utf8_trim_whitespace(flat))
-        ok = pc.match_substring_regex(codes, _ICD10_PATTERN).fill_null(False).to_numpy(zero_copy_only=False)
-        bad_code = keep & ~ok
-        cat = pc.utf8_slice_codeunits(codes, 0, 3)
-    bad_row = np.zeros(n, bool)
-    np.logical_or.at(bad_row, parent[bad_code], True)
     state = np.zeros(n, np.int16)
-    state[bad_row] = BAD
-    state[blank & ~bad_row] = MISSING if required else 0
-    flags = []
-    for ranges in ranges_per_flag:
-        hit = np.zeros(len(flat), bool)
-        for low, high in ranges:
-            inside = pc.and_(pc.greater_equal(cat, low), pc.less_equal(cat, high)).fill_null(False)
-            hit |= inside.to_numpy(zero_copy_only=False)
-        hit &= ~bad_code
-        row_hit = np.zeros(n, bool)
-        np.logical_or.at(row_hit, parent[hit], True)
-        # A row with a malformed code has no valid diagnosis list (reference: answers[q] = []).
-        flags.append((row_hit & ~bad_row & ~blank).astype(np.uint8))
-    return state, flags
+    flags = np.zeros((len(ranges_per_flag), n), np.uint8)
+    if pa.types.is_dictionary(col.type) or pa.types.is_large_string(col.type):
+        col = col.cast(pa.string())
+    if pa.types.is_null(col.type):
+        state[:] = MISSING if required else 0
+    elif pa.types.is_string(col.type):
+        validity, offsets, data = col.buffers()
+        offs = np.frombuffer(offsets, np.int32, count=col.offset + n + 1)[col.offset:]
+        kernel.icd10_cells(np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8), offs,
+                           np.frombuffer(validity, np.uint8) if validity is not None and col.null_count
+                           else np.zeros(0, np.uint8),
+                           col.offset, n, required, _categories(ranges_per_flag), state, flags)
+    else:
+        # Lists of codes (or anything else): rare in files, read exactly as the reference does.
+        from ._reference import holds, _read_icd10
+        from .model import Field, Icd10In, Text
+        field = Field("icd10", Text("ICD-10"), (), required, type="icd10_list")
+        conds = [Icd10In("icd10", tuple(r)) for r in ranges_per_flag]
+        for row, raw in enumerate(col.to_pylist()):
+            problems: list = []
+            codes = _read_icd10(field, raw, "", problems)
+            state[row] = BAD if problems else MISSING if codes is None else 0
+            for f, cond in enumerate(conds):
+                flags[f, row] = bool(codes) and not problems and holds(cond, {"icd10": codes}) is not None
+    return state, list(flags)
 
 
 def run(kernel, kplan, plan: Plan, batch: pa.RecordBatch, threads: int) -> dict:
     """Score one record batch with the kernel, splitting the rows across threads."""
     n = batch.num_rows
-    inputs = Inputs(plan, batch)
+    inputs = Inputs(kernel, plan, batch)
     out = {
         "domains": np.empty((n, plan.n_domains), np.int32),
         "scores": np.empty((n, plan.n_scores), np.int32),

@@ -119,13 +119,18 @@ def read_answers(ins: m.Instrument, answers, row: int | None = None) -> tuple[di
 def _read_icd10(q: m.Field, raw, where: str, problems: list) -> list | None:
     if is_missing(raw):
         return None if q.required else []
-    codes = icd10.split(raw) if isinstance(raw, str) else list(raw) if isinstance(raw, (list, tuple)) else None
+    if isinstance(raw, str):       # a table cell: codes between separators
+        codes = icd10.split(raw)
+    elif isinstance(raw, (list, tuple)):   # a list from an API caller: surrounding spaces forgiven
+        codes = [c.strip() if isinstance(c, str) else c for c in raw]
+    else:
+        codes = None
     bad = [c for c in codes or [] if not isinstance(c, str) or icd10.category(c) is None]
     if codes is None or bad:
         problems.append(problem(Code.RESP_005, where=where, item=q.id, label=q.label.zh,
                                 value=bad[0] if bad else raw, expected=icd10.EXPECTED))
         return []
-    return [c.strip().upper() for c in codes]
+    return [c.upper() for c in codes]
 
 
 # --------------------------------------------------------------------------- conditions

@@ -9,22 +9,27 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
-# Category, then an optional dot and sub-code, then an optional dagger/asterisk mark.
-_CODE = re.compile(r"^([A-Z][0-9]{2})(?:\.?[0-9A-Z]{1,8})?[*†+]?$")
-# Separators seen in exported diagnosis cells: ASCII and full-width semicolons and commas, 顿号, spaces.
-_SEPARATORS = re.compile(r"[;；,，、\s]+")
+# The grammar is spelled out character by character (no \\s, no case folding) because the
+# compiled scanner in kernels/score.pyx implements the same one by hand.
+# A code: category (ASCII letter, two digits), an optional dot and 1-8 ASCII letters or digits,
+# an optional dagger/asterisk mark. Letters may be lower case; the category is upper-cased.
+_CODE = re.compile(r"^([A-Za-z][0-9]{2})(?:\.?[0-9A-Za-z]{1,8})?[*†+]?\Z")
+# Separators seen in exported diagnosis cells: ASCII and full-width semicolons and commas, 顿号,
+# ASCII white space, the ideographic space and the no-break space.
+SEPARATORS = ";,；，、 \t\n\r\f\v\u3000\u00a0"
+_SEPARATORS = re.compile("[" + re.escape(SEPARATORS) + "]+")
 EXPECTED = "ICD-10 codes such as F03 or F00.1, separated by ';'"
 
 
 def split(cell: str) -> list[str]:
-    """Split a table cell of diagnosis codes into codes (empty cell → no codes)."""
-    return [c for c in _SEPARATORS.split(cell.strip()) if c]
+    """Split a table cell of diagnosis codes into codes (a cell of separators → no codes)."""
+    return [c for c in _SEPARATORS.split(cell) if c]
 
 
 def category(code: str) -> str | None:
-    """The three-character category of a code, or None when it is not an ICD-10 code."""
-    found = _CODE.match(code.strip().upper())
-    return found.group(1) if found else None
+    """The three-character category of a code (upper case), or None when it is not an ICD-10 code."""
+    found = _CODE.match(code)
+    return found.group(1).upper() if found else None
 
 
 def in_ranges(cat: str, ranges: Iterable[tuple[str, str]]) -> tuple[str, str] | None:

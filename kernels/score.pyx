@@ -574,3 +574,131 @@ def score_rows(KernelPlan plan, const uint64_t[::1] col_ptr, const int8_t[::1] c
         free(w.idx); free(w.have_idx); free(w.anyneg); free(w.acc); free(w.val); free(w.vnull)
         free(w.atoms); free(w.stack); free(w.bits); free(w.fired_c); free(truth); free(flags)
     return bad
+
+
+# --------------------------------------------------------------------------- ICD-10 diagnosis cells
+# The grammar of assess/icd10.py, by hand: cells are split on separator characters; each piece
+# must be a code (ASCII letter, two digits, optional "." and 1-8 ASCII letters or digits, optional
+# "*", "+" or "†"). A cell of white space only (Python's str.isspace) is blank.
+
+cdef inline uint32_t next_cp(const uint8_t* s, Py_ssize_t end, Py_ssize_t* pos) noexcept nogil:
+    """Decode one UTF-8 code point at s[pos] and advance pos (Arrow strings are valid UTF-8)."""
+    cdef uint8_t c = s[pos[0]]
+    cdef uint32_t cp
+    cdef int n, k
+    if c < 0x80:
+        pos[0] += 1
+        return c
+    if c >> 5 == 0x6:
+        cp, n = c & 0x1F, 1
+    elif c >> 4 == 0xE:
+        cp, n = c & 0x0F, 2
+    else:
+        cp, n = c & 0x07, 3
+    pos[0] += 1
+    for k in range(n):
+        if pos[0] >= end:
+            break
+        cp = (cp << 6) | (s[pos[0]] & 0x3F)
+        pos[0] += 1
+    return cp
+
+
+cdef inline bint py_space(uint32_t cp) noexcept nogil:
+    # Exactly the code points for which Python's str.isspace() is true.
+    return ((0x09 <= cp <= 0x0D) or (0x1C <= cp <= 0x20) or cp == 0x85 or cp == 0xA0 or cp == 0x1680
+            or (0x2000 <= cp <= 0x200A) or cp == 0x2028 or cp == 0x2029 or cp == 0x202F or cp == 0x205F
+            or cp == 0x3000)
+
+
+cdef inline bint separator(uint32_t cp) noexcept nogil:
+    # assess.icd10.SEPARATORS
+    return (cp == 0x3B or cp == 0x2C or cp == 0xFF1B or cp == 0xFF0C or cp == 0x3001 or cp == 0x20
+            or (0x09 <= cp <= 0x0D) or cp == 0x3000 or cp == 0xA0)
+
+
+cdef inline bint ascii_alnum(uint8_t c) noexcept nogil:
+    return (0x30 <= c <= 0x39) or (0x41 <= c <= 0x5A) or (0x61 <= c <= 0x7A)
+
+
+cdef inline int code_category(const uint8_t* t, Py_ssize_t n) noexcept nogil:
+    """Category number (letter index * 100 + number) of a well-formed code, or -1."""
+    cdef Py_ssize_t i = 3, k = 0
+    cdef bint dot = False
+    cdef uint8_t letter
+    if n < 3 or not ((0x41 <= t[0] <= 0x5A) or (0x61 <= t[0] <= 0x7A)):
+        return -1
+    if not (0x30 <= t[1] <= 0x39 and 0x30 <= t[2] <= 0x39):
+        return -1
+    if i < n and t[i] == 0x2E:
+        dot = True
+        i += 1
+    while i < n and ascii_alnum(t[i]):
+        i += 1
+        k += 1
+    if k > 8 or (dot and k == 0):
+        return -1
+    if i < n and (t[i] == 0x2A or t[i] == 0x2B):
+        i += 1
+    elif i + 2 < n and t[i] == 0xE2 and t[i + 1] == 0x80 and t[i + 2] == 0xA0:   # † U+2020
+        i += 3
+    if i != n:
+        return -1
+    letter = t[0] & 0xDF   # upper case
+    return (letter - 0x41) * 100 + (t[1] - 0x30) * 10 + (t[2] - 0x30)
+
+
+def icd10_cells(const uint8_t[::1] data, offsets, const uint8_t[::1] valid, Py_ssize_t valid_off,
+                Py_ssize_t n, bint required, const uint8_t[:, ::1] categories,
+                int16_t[::1] state, uint8_t[:, ::1] flags):
+    """Read n ICD-10 cells of an Arrow string array (int32 offsets; validity may be empty).
+
+    state: 0 read (possibly no codes), MISSING (blank, only when required), BAD (a malformed code).
+    flags[f, row]: 1 when a code of the row falls in category table f (26 letters x 100 numbers).
+    """
+    cdef const int32_t[::1] off = offsets
+    cdef Py_ssize_t row, pos, end, tok, f, n_flags = categories.shape[0]
+    cdef uint32_t cp
+    cdef bint blank, bad, has_valid = valid.shape[0] > 0
+    cdef int cat
+    cdef const uint8_t* s = &data[0] if data.shape[0] else NULL
+    if off.shape[0] < n + 1 or state.shape[0] < n or flags.shape[1] < n or flags.shape[0] != n_flags \
+            or categories.shape[1] != 2600:
+        raise ValueError("ICD-10 buffers do not match")
+    with nogil:
+        for row in range(n):
+            for f in range(n_flags):
+                flags[f, row] = 0
+            if has_valid and not (valid[(valid_off + row) >> 3] >> ((valid_off + row) & 7)) & 1:
+                state[row] = MISSING if required else 0
+                continue
+            pos = off[row]
+            end = off[row + 1]
+            blank = True
+            while pos < end and blank:
+                blank = py_space(next_cp(s, end, &pos))
+            if blank:
+                state[row] = MISSING if required else 0
+                continue
+            pos = off[row]
+            bad = False
+            while pos < end and not bad:
+                tok = pos
+                cp = next_cp(s, end, &pos)
+                if separator(cp):
+                    continue
+                while pos < end:        # the token runs to the next separator
+                    f = pos
+                    if separator(next_cp(s, end, &pos)):
+                        pos = f
+                        break
+                cat = code_category(s + tok, pos - tok)
+                if cat < 0:
+                    bad = True
+                    break
+                for f in range(n_flags):
+                    flags[f, row] |= categories[f, cat]
+            state[row] = BAD if bad else 0
+            if bad:
+                for f in range(n_flags):
+                    flags[f, row] = 0

@@ -194,3 +194,34 @@ def test_active_backend_follows_the_environment():
     import os
     forced = os.environ.get("ASSESS_PUREPYTHON", "") not in ("", "0")
     assert assess.backend == ("reference" if forced else "kernel")
+
+
+ICD_ALPHABET = list("FfIiEeGg0123456789.;,*+ x") + ["†", "；", "，", "、", "\u3000", "\u00a0", "\t", "\n",
+                                                    "\u2003", "\x1c", "ı", "Ｆ", "\u0085"]
+
+
+def test_icd10_scanner_matches_the_reference_grammar(gbt, seed):
+    """Fuzzed diagnosis cells: the hand-written scanner reads them as assess.icd10 does."""
+    rng = np.random.default_rng(seed)
+    cells = []
+    for _ in range(4000):
+        size = int(rng.integers(0, 14))
+        cell = "".join(ICD_ALPHABET[k] for k in rng.integers(0, len(ICD_ALPHABET), size))
+        if rng.random() < 0.5:   # well-formed codes joined by separators, with noise now and then
+            codes = [f"{rng.choice(list('FIEGfz'))}{int(rng.integers(0, 100)):02d}" for _ in range(int(rng.integers(1, 4)))]
+            cell = rng.choice([";", "；", ", ", "、", " "]).join(codes) + (cell if rng.random() < 0.2 else "")
+        cells.append(cell if rng.random() > 0.05 else None)
+    cols = random_columns(gbt, len(cells), rng, bad_share=0.0, missing_share=0.0)
+    cols["A.4.1"] = cells
+    table = _as_arrow(cols, "int64")
+    assert_same(gbt, table)
+    assert_same(gbt, table.slice(3, 2000))
+
+
+def test_icd10_list_columns(gbt, seed):
+    cols = random_columns(gbt, 300, np.random.default_rng(seed), bad_share=0.0, missing_share=0.0)
+    pool = [[], ["F03"], ["I10", "f20.1"], ["F03;I10"], [" F03"], None, ["G30", "E11"]]
+    cols["A.4.1"] = [pool[k % len(pool)] for k in range(300)]
+    table = _as_arrow({k: v for k, v in cols.items() if k != "A.4.1"}, "int64")
+    table = table.append_column("A.4.1", pa.array(cols["A.4.1"], pa.list_(pa.string())))
+    assert_same(gbt, table)
