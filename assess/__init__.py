@@ -5,8 +5,9 @@ from .instrument import InstrumentRef, list_instruments, load_instrument, load_p
 from .model import Instrument
 from .result import Result
 from .score import backend, score, score_one
+from .store import recognise
 
 __all__ = [
     "__version__", "AnswerError", "AssessError", "Instrument", "InstrumentError", "InstrumentRef", "Result",
-    "SettingError", "backend", "list_instruments", "load_instrument", "load_path", "score", "score_one",
+    "SettingError", "backend", "list_instruments", "load_instrument", "load_path", "recognise", "score", "score_one",
 ]

@@ -161,3 +161,7 @@ from .screen.cli import demo_data as _demo_data, screen as _screen  # noqa: E402
 
 main.add_command(_screen)
 main.add_command(_demo_data)
+
+from .store.cli import store as _store_group  # noqa: E402
+
+main.add_command(_store_group)

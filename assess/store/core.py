@@ -1,0 +1,314 @@
+"""The :class:`Store`: a deployment's settings, keys and database, and the operations on records."""
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+import logging
+import os
+from pathlib import Path
+
+import yaml
+from sqlalchemy import and_, exists, select
+from sqlalchemy.orm import aliased
+
+from .. import idnumber
+from .._version import __version__ as ENGINE_VERSION
+from ..result import Result
+from ..score import resolve, score_one
+from . import db, keys, records, schema, signing
+from .errors import StoreCode, store_error
+from .policy import Policy, load_policy
+
+log = logging.getLogger("assess.store")
+CONFIG_ENV = "ASSESS_STORE_CONFIG"
+
+
+def _date(value) -> str:
+    if isinstance(value, dt.datetime):
+        value = value.date()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return dt.date.fromisoformat(str(value)).isoformat()
+
+
+class Store:
+    """One department's handle on a results store.
+
+    Deployment settings (all required, none has a default): ``url``, ``department`` (this
+    node's issuing department), ``keys_dir`` (person-key secret, id-number key, this department's
+    signing key; ``public/`` holds the trusted departments' public keys) and ``keep_id_number``
+    (``encrypted`` or ``none``). ``policy`` (recognition policy file) is needed only to recognise.
+    """
+
+    def __init__(self, url: str, *, department: str, keys_dir, keep_id_number: str, policy=None,
+                 public_keys_dir=None, actor: str | None = None):
+        if keep_id_number not in keys.KEEP_ID_NUMBER:
+            raise store_error(StoreCode.STORE_003, "store settings", name="keep_id_number",
+                              fix="Set it to 'encrypted' or 'none'.")
+        self.url, self.department, self.keys_dir = url, department, Path(keys_dir)
+        self.keep_id_number = keep_id_number
+        self.public_keys_dir = Path(public_keys_dir) if public_keys_dir else self.keys_dir / "public"
+        self.actor = actor or getpass.getuser()
+        self._policy = policy if isinstance(policy, Policy) or policy is None else None
+        self._policy_path = None if isinstance(policy, Policy) or policy is None else policy
+        self._engine = None
+        self._secret = self._cipher = self._signer = self._public = None
+        self.manifests = signing.ManifestCache()
+
+    # ------------------------------------------------------------------ set-up
+    @classmethod
+    def from_config(cls, path=None) -> "Store":
+        path = path or os.environ.get(CONFIG_ENV)
+        if not path:
+            raise store_error(StoreCode.STORE_003, "store", name=CONFIG_ENV,
+                              fix="Give --config FILE or set ASSESS_STORE_CONFIG to the deployment's store.yaml.")
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise store_error(StoreCode.STORE_004, str(path), detail="cannot read the store config",
+                              fix=str(exc).splitlines()[0]) from None
+        for name in ("url", "department", "keys_dir", "keep_id_number"):
+            if not data.get(name):
+                raise store_error(StoreCode.STORE_003, str(path), name=name,
+                                  fix="Every deployment must choose it; there is no default.")
+        base = path.parent
+
+        def rel(p):
+            return None if p is None else str(p if Path(p).is_absolute() else base / p)
+        url = data["url"]
+        if "://" not in url:
+            url = db.sqlite_url(rel(url))
+        return cls(url, department=data["department"], keys_dir=rel(data["keys_dir"]),
+                   keep_id_number=data["keep_id_number"], policy=rel(data.get("policy")),
+                   public_keys_dir=rel(data.get("public_keys_dir")), actor=data.get("actor"))
+
+    @property
+    def engine(self):
+        if self._engine is None:
+            self._engine = db.make_engine(self.url)
+        return self._engine
+
+    def close(self):
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    def init(self) -> list[str]:
+        """Create missing key files for this department and apply pending schema migrations."""
+        made = keys.create_keys(self.keys_dir, self.department, id_number_key=self.keep_id_number == "encrypted")
+        done = db.write(self.engine, schema.migrate)
+        return [f"key file {p}" for p in made] + [f"migration {m}" for m in done]
+
+    def check_schema(self):
+        with db.read(self.engine) as conn:
+            schema.check_current(conn, self.url.split("@")[-1])
+
+    @property
+    def policy(self) -> Policy:
+        if self._policy is None:
+            if self._policy_path is None:
+                raise store_error(StoreCode.STORE_003, "store settings", name="policy",
+                                  fix="Name the recognition policy file in the store config.")
+            self._policy = load_policy(self._policy_path)
+        return self._policy
+
+    @property
+    def secret(self) -> bytes:
+        if self._secret is None:
+            self._secret = keys.load_secret(self.keys_dir, keys.PERSON_SECRET)
+        return self._secret
+
+    @property
+    def cipher(self):
+        if self.keep_id_number == "none":
+            return None
+        if self._cipher is None:
+            self._cipher = keys.IdCipher(keys.load_secret(self.keys_dir, keys.ID_NUMBER_KEY))
+        return self._cipher
+
+    @property
+    def signer(self):
+        if self._signer is None:
+            priv = keys.load_signing_key(self.keys_dir, self.department)
+            self._signer = (priv, keys.key_id(priv.public_key()))
+        return self._signer
+
+    @property
+    def public_keys(self) -> dict:
+        if self._public is None:
+            self._public = keys.load_public_keys(self.public_keys_dir)
+        return self._public
+
+    def person_key(self, id_number: str) -> str:
+        return keys.person_key(self.secret, keys.normalise(id_number))
+
+    # ------------------------------------------------------------------ writing records
+    def _row(self, *, pkey, enc, region, ins, result: dict, answers_json, assessed_on, assessors, organisation,
+             reason, origin, supersedes, source, created_at, key_id) -> dict:
+        rid = records.record_id(self.department, pkey, ins.id, ins.version, assessed_on, origin, supersedes,
+                                answers_json)
+        return {"record_id": rid, "person_key": pkey, "id_number_enc": enc, "region": region,
+                "instrument": ins.id, "version": ins.version, "definition_hash": ins.definition_hash,
+                "engine_version": ENGINE_VERSION,
+                "settings": signing.canonical({f"{ins.id}.{k}": v for k, v in ins.setting_values.items()}),
+                "answers": answers_json, "result": signing.canonical(result), "total": result.get("total"),
+                "level": result.get("level"), "status": result["status"], "assessed_on": assessed_on,
+                "assessors": signing.canonical(list(assessors)), "organisation": organisation,
+                "department": self.department, "reason": reason, "origin": origin, "supersedes": supersedes,
+                "source": None if source is None else signing.canonical(source), "created_at": created_at,
+                "key_id": key_id}
+
+    def add(self, result: Result, answers: dict, *, id_number: str, assessed_on, assessors, organisation: str,
+            reason: str, region: str | None = None, supersedes: str | None = None, settings=None) -> str:
+        """Store one scored assessment (status ok only) signed by this department; returns its record id."""
+        if result.status != "ok":
+            raise store_error(StoreCode.STORE_008, "add", detail=f"result status is {result.status}",
+                              fix="Only complete results (status ok) are stored.")
+        if reason not in records.REASONS:
+            raise store_error(StoreCode.STORE_003, "add", name="reason", fix=f"Use one of {', '.join(records.REASONS)}.")
+        ins = resolve(result.instrument, settings or {k.split(".", 1)[1]: v for k, v in result.settings.items()})
+        norm = keys.normalise(id_number, "add")
+        pkey = keys.person_key(self.secret, norm)
+        enc = self.cipher.encrypt(norm, pkey) if self.cipher else None
+        priv, kid = self.signer
+        ans = signing.canonical({k: v for k, v in answers.items() if k not in ("A.2.8", "A.2.1")})
+        row = self._row(pkey=pkey, enc=enc, region=region, ins=ins, result=result.to_dict(), answers_json=ans,
+                        assessed_on=_date(assessed_on), assessors=assessors, organisation=organisation,
+                        reason=reason, origin="assessment", supersedes=supersedes, source=None,
+                        created_at=records.now(), key_id=kid)
+        sig = records.seal([row], priv, self.department, kid, row["created_at"])
+        db.write(self.engine, lambda conn: records.insert_records(conn, [row], sig))
+        log.info("stored record %s for person %s…", row["record_id"][:12], pkey[:12])
+        return row["record_id"]
+
+    def _get(self, conn, record_id):
+        r = conn.execute(select(schema.records).where(schema.records.c.record_id == record_id)).mappings().first()
+        if r is None:
+            raise store_error(StoreCode.STORE_009, "store", record_id=record_id)
+        return r
+
+    def revoke(self, record_id: str, reason: str) -> str:
+        """Revoke a record this department issued (a signed revocation row; the record stays)."""
+        priv, kid = self.signer
+
+        def do(conn):
+            r = self._get(conn, record_id)
+            if r["department"] != self.department:
+                raise store_error(StoreCode.STORE_010, "revoke", record_id=record_id, issuer=r["department"],
+                                  action="revoke")
+            if conn.execute(select(schema.revocations.c.record_id)
+                            .where(schema.revocations.c.record_id == record_id)).first():
+                raise store_error(StoreCode.STORE_011, "revoke", record_id=record_id)
+            row = {"record_id": record_id, "department": self.department, "reason": reason,
+                   "actor": self.actor, "created_at": records.now(), "key_id": kid}
+            payload = signing.canonical(row)
+            row["revocation_id"] = signing.record_digest(payload.encode())
+            row["signature"] = signing.sign(priv, payload)
+            conn.execute(schema.revocations.insert().values(**row))
+            return row["revocation_id"]
+        return db.write(self.engine, do)
+
+    def current(self, conn, where=True):
+        """Select records neither superseded nor revoked."""
+        r, s, v = schema.records, aliased(schema.records), schema.revocations
+        return (select(r).where(where)
+                .where(~exists().where(s.c.supersedes == r.c.record_id))
+                .where(~exists().where(v.c.record_id == r.c.record_id)))
+
+    def rescore(self, instrument: str, version: str | None = None, settings=None, record_ids=None) -> list[dict]:
+        """Re-score this department's current records of an instrument from their raw answers.
+
+        Every record whose definition, settings or engine differ gets a new record that supersedes
+        it, and a ``rescores`` row with the values before and after. Returns those rows.
+        """
+        from ..instrument import load_instrument
+        ins = load_instrument(instrument, version=version, settings=settings)
+        priv, kid = self.signer
+        created = records.now()
+        cond = and_(schema.records.c.department == self.department, schema.records.c.instrument == ins.id)
+        if record_ids:
+            cond = and_(cond, schema.records.c.record_id.in_(list(record_ids)))
+        with db.read(self.engine) as conn:
+            old = [dict(r) for r in conn.execute(self.current(conn, cond)).mappings()]
+        new_rows, logs = [], []
+        settings_json = signing.canonical({f"{ins.id}.{k}": v for k, v in ins.setting_values.items()})
+        for o in old:
+            if (o["definition_hash"], o["settings"], o["engine_version"]) == (ins.definition_hash, settings_json,
+                                                                              ENGINE_VERSION):
+                continue
+            res = score_one(ins, json.loads(o["answers"]), allow_incomplete=True)
+            d = res.to_dict()
+            before = {"version": o["version"], "definition_hash": o["definition_hash"], "total": o["total"],
+                      "level": o["level"], "level_initial": json.loads(o["result"]).get("level_initial"),
+                      "status": o["status"]}
+            after = {"version": ins.version, "definition_hash": ins.definition_hash, "total": res.total,
+                     "level": res.level, "level_initial": res.level_initial, "status": res.status}
+            if res.status != "ok":
+                log.warning("record %s… does not score under %s v%s (%s); not superseded",
+                            o["record_id"][:12], ins.id, ins.version, res.status)
+                continue
+            row = self._row(pkey=o["person_key"], enc=o["id_number_enc"], region=o["region"], ins=ins, result=d,
+                            answers_json=o["answers"], assessed_on=o["assessed_on"],
+                            assessors=json.loads(o["assessors"]), organisation=o["organisation"],
+                            reason=o["reason"], origin="rescore", supersedes=o["record_id"],
+                            source=json.loads(o["source"]) if o["source"] else None, created_at=created, key_id=kid)
+            new_rows.append(row)
+            logs.append({"old_record_id": o["record_id"], "new_record_id": row["record_id"],
+                         "before": signing.canonical(before), "after": signing.canonical(after),
+                         "changed": int((before["total"], before["level"]) != (after["total"], after["level"])),
+                         "actor": self.actor, "created_at": created})
+        if new_rows:
+            sig = records.seal(new_rows, priv, self.department, kid, created)
+
+            def do(conn):
+                records.insert_records(conn, new_rows, sig)
+                conn.execute(schema.rescores.insert(), logs)
+            db.write(self.engine, do)
+        log.info("rescored %d of %d current %s records", len(new_rows), len(old), ins.id)
+        return logs
+
+    # ------------------------------------------------------------------ verification
+    def verify(self, record_ids=None):
+        """Verify records (all, or the ids given) against the trusted public keys; yields Verdicts."""
+        sig_t = schema.signatures
+        q = select(schema.records).order_by(schema.records.c.seq)
+        if record_ids:
+            q = q.where(schema.records.c.record_id.in_(list(record_ids)))
+        with db.read(self.engine) as conn:
+            for rec in conn.execute(q).mappings():
+                sig = conn.execute(select(sig_t).where(sig_t.c.sig_id == rec["sig_id"])).mappings().first()
+                yield signing.verify_record(rec, sig, self.public_keys, self.manifests)
+
+    def decrypt_id(self, rec) -> str | None:
+        """The identity number of a record, for its own department's authorised use only."""
+        if rec["id_number_enc"] is None or self.cipher is None:
+            return None
+        return self.cipher.decrypt(rec["id_number_enc"], rec["person_key"])
+
+    # ------------------------------------------------------------------ reading
+    def recognise(self, id_number, department, purpose, on=None, actor=None):
+        from .recognise import recognise
+        return recognise(self, id_number, department, purpose, on=on, actor=actor)
+
+    def lookup(self, id_number, department, purpose, actor=None):
+        from .recognise import lookup
+        return lookup(self, id_number, department, purpose, actor=actor)
+
+    def import_parquet(self, path, **kw):
+        from .importer import import_parquet
+        return import_parquet(self, path, **kw)
+
+    def audit_rows(self, person_id: str | None = None, limit: int | None = None) -> list[dict]:
+        q = select(schema.audit).order_by(schema.audit.c.seq)
+        if person_id is not None:
+            q = q.where(schema.audit.c.person_key == self.person_key(person_id))
+        if limit:
+            q = q.limit(limit)
+        with db.read(self.engine) as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def masked(number) -> str:
+    return idnumber.mask(number)

@@ -1,0 +1,64 @@
+"""Engines and the single writer.
+
+Every write to the store goes through :func:`write`: one connection, one transaction, begun with
+``BEGIN IMMEDIATE`` on SQLite (so two writers queue on the lock instead of failing half-way), then
+committed, or rolled back if anything raises. Readers use :func:`read`, a plain deferred
+transaction that never writes. SQLite runs in WAL mode (readers do not block the writer) with
+``synchronous=NORMAL``: a crash loses at most the last commits, never consistency.
+"""
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Callable, TypeVar
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection, Engine, make_url
+
+T = TypeVar("T")
+_WRITE = "assess_write"
+
+
+def sqlite_url(path) -> str:
+    return f"sqlite:///{Path(path).resolve()}"
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for a store URL: ``sqlite:///path.db`` or ``postgresql+psycopg://…``; a bare path is SQLite."""
+    if "://" not in url:
+        url = sqlite_url(url)
+    u = make_url(url)
+    if u.drivername == "postgresql":
+        u = u.set(drivername="postgresql+psycopg")
+    if u.get_backend_name() == "sqlite":
+        engine = create_engine(u, connect_args={"timeout": 60})
+
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi_conn, _record):
+            dbapi_conn.isolation_level = None       # we issue BEGIN ourselves (pysqlite's own is deferred)
+            cur = dbapi_conn.cursor()
+            for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=60000"):
+                cur.execute(f"PRAGMA {pragma}")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn):
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
+        return engine
+    return create_engine(u, pool_pre_ping=True)
+
+
+def write(engine: Engine, fn: Callable[[Connection], T]) -> T:
+    """Run ``fn(conn)`` in one write transaction; commit on return, roll back on any exception."""
+    with engine.connect() as conn:
+        conn.execution_options(**{_WRITE: True})
+        with conn.begin():
+            return fn(conn)
+
+
+@contextlib.contextmanager
+def read(engine: Engine):
+    """A read-only transaction (nothing here writes; audit rows go through :func:`write`)."""
+    with engine.connect() as conn:
+        with conn.begin():
+            yield conn

@@ -1,0 +1,193 @@
+"""Recognition (互认): the grade a department may rely on for a purpose, or why there is none.
+
+The candidate is the newest record of the person, assessed on or before the date asked, that is
+neither superseded nor revoked (a revoked record never counted, so the one before it is next).
+That one record is then checked, in this order: signature and field digests, instrument (and
+version) accepted for the purpose, issuing department accepted, level accepted, assessor count,
+age. An older record is never used in place of a newer one that fails a check: a newer assessment
+means the older grade no longer describes the person. Every read of a record issued by another
+department writes an audit row (who, when, person key, purpose) through the single writer.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import json
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from . import db, schema, signing
+from .records import now
+
+
+class Reason(str, enum.Enum):
+    RECOGNISED = "recognised"
+    NO_RECORD = "no_record"
+    REVOKED = "revoked"
+    SIGNATURE_INVALID = "signature_invalid"
+    INSTRUMENT_NOT_ACCEPTED = "instrument_not_accepted"
+    ISSUER_NOT_ACCEPTED = "issuer_not_accepted"
+    LEVEL_NOT_ACCEPTED = "level_not_accepted"
+    TOO_FEW_ASSESSORS = "too_few_assessors"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class Recognition:
+    """The answer of :func:`assess.recognise`. Truthy only when a grade may be relied on."""
+
+    recognised: bool
+    reason: Reason
+    detail: str
+    department: str
+    purpose: str
+    on: str
+    person_key: str
+    level: int | None = None          # the grade to rely on (after the crosswalk, if one applies)
+    scale: str | None = None          # the instrument, or the crosswalk's target scale
+    record: dict | None = None        # the source record (summary), also when it is not recognised
+    crosswalk: str | None = None
+
+    def __bool__(self):
+        return self.recognised
+
+    def __str__(self):
+        if self.recognised:
+            return f"recognised: level {self.level} ({self.scale}) from record {self.record['record_id'][:12]}… " \
+                   f"— {self.detail}"
+        return f"no recognisable result: {self.reason.value} — {self.detail}"
+
+    def to_dict(self) -> dict:
+        return {"recognised": self.recognised, "reason": self.reason.value, "detail": self.detail,
+                "department": self.department, "purpose": self.purpose, "on": self.on,
+                "person_key": self.person_key, "level": self.level, "scale": self.scale,
+                "crosswalk": self.crosswalk, "record": self.record}
+
+
+SUMMARY = ("record_id", "instrument", "version", "department", "organisation", "assessed_on", "total", "level",
+           "status", "reason", "origin", "supersedes", "created_at")
+
+
+def summary(rec) -> dict:
+    out = {k: rec[k] for k in SUMMARY}
+    out["assessors"] = len(json.loads(rec["assessors"]))
+    return out
+
+
+def _person_rows(store, conn, pkey):
+    r, v = schema.records, schema.revocations
+    q = (select(r, v.c.reason.label("revoked_reason"), v.c.created_at.label("revoked_at"))
+         .select_from(r.outerjoin(v, v.c.record_id == r.c.record_id))
+         .where(r.c.person_key == pkey).order_by(r.c.assessed_on.desc(), r.c.seq.desc()))
+    return [dict(x) for x in conn.execute(q).mappings()]
+
+
+def _signature(store, conn, rec):
+    if store.manifests.get(rec["sig_id"]) is not None:
+        return None      # checked before; verify_record reads the cache
+    s = schema.signatures
+    return conn.execute(select(s).where(s.c.sig_id == rec["sig_id"])).mappings().first()
+
+
+def _check(store, conn, rec, purpose, on: dt.date):
+    """(Reason, detail, accept rule) for one candidate record."""
+    verdict = signing.verify_record(rec, _signature(store, conn, rec), store.public_keys, store.manifests)
+    if not verdict.ok:
+        return Reason.SIGNATURE_INVALID, verdict.reason, None
+    rules = [a for a in purpose.accept if a.instrument == rec["instrument"]]
+    if not rules:
+        accepted = ", ".join(sorted({a.instrument for a in purpose.accept}))
+        return Reason.INSTRUMENT_NOT_ACCEPTED, f"{rec['instrument']} is not accepted (accepted: {accepted})", None
+    first = None
+    assessors = len(json.loads(rec["assessors"]))
+    age = (on - dt.date.fromisoformat(rec["assessed_on"])).days
+    for a in rules:
+        if a.versions is not None and rec["version"] not in a.versions:
+            why = (Reason.INSTRUMENT_NOT_ACCEPTED, f"{rec['instrument']} version {rec['version']} is not accepted "
+                                                   f"(accepted: {', '.join(a.versions)})")
+        elif rec["department"] not in a.issuers:
+            why = (Reason.ISSUER_NOT_ACCEPTED, f"results issued by {rec['department']} are not accepted "
+                                               f"(accepted: {', '.join(a.issuers)})")
+        elif a.levels is not None and rec["level"] not in a.levels:
+            why = (Reason.LEVEL_NOT_ACCEPTED, f"level {rec['level']} is not accepted "
+                                              f"(accepted: {', '.join(map(str, a.levels))})")
+        elif assessors < a.min_assessors:
+            why = (Reason.TOO_FEW_ASSESSORS, f"{assessors} assessor(s); the policy requires {a.min_assessors}")
+        elif age > a.max_age_days:
+            why = (Reason.EXPIRED, f"assessed {rec['assessed_on']}, {age} days before {on.isoformat()}; "
+                                   f"the policy accepts at most {a.max_age_days} days")
+        else:
+            return Reason.RECOGNISED, f"assessed {rec['assessed_on']} by {rec['department']} " \
+                                      f"({rec['organisation']}), {age} days old, policy {store.policy.name} " \
+                                      f"v{store.policy.version}", a
+        first = first or why
+    return first[0], first[1], None
+
+
+def _audit(store, reader, action, purpose, pkey, rows, outcome, actor):
+    other = [r for r in rows if r["department"] != reader]
+    if not other:
+        return
+    at = now()
+    audit_rows = [{"at": at, "actor": actor or store.actor, "department": reader, "action": action,
+                   "purpose": purpose, "person_key": pkey, "record_id": r["record_id"],
+                   "record_department": r["department"], "outcome": outcome} for r in other]
+    db.write(store.engine, lambda conn: conn.execute(schema.audit.insert(), audit_rows))
+
+
+def recognise(store, id_number, department: str, purpose: str, on=None, actor=None) -> Recognition:
+    p = store.policy.purpose(department, purpose)
+    on = on or dt.date.today()
+    if isinstance(on, str):
+        on = dt.date.fromisoformat(on)
+    pkey = store.person_key(id_number)
+    base = dict(department=department, purpose=purpose, on=on.isoformat(), person_key=pkey)
+    with db.read(store.engine) as conn:
+        rows = _person_rows(store, conn, pkey)
+        superseded = {r["supersedes"] for r in rows if r["supersedes"]}
+        live = [r for r in rows if r["record_id"] not in superseded and r["assessed_on"] <= on.isoformat()]
+        candidates = [r for r in live if r["revoked_reason"] is None]
+        if not candidates:
+            if live:
+                rec = live[0]
+                out = Recognition(False, Reason.REVOKED, f"record of {rec['assessed_on']} revoked by "
+                                  f"{rec['department']} on {rec['revoked_at']}: {rec['revoked_reason']}",
+                                  record=summary(rec), **base)
+                read = live
+            else:
+                later = len([r for r in rows if r["assessed_on"] > on.isoformat()])
+                out = Recognition(False, Reason.NO_RECORD, "no record of this person" if not rows else
+                                  f"no current record assessed on or before {on.isoformat()}"
+                                  + (f" ({later} later)" if later else ""), **base)
+                read = []
+        else:
+            rec = candidates[0]
+            reason, detail, rule = _check(store, conn, rec, p, on)
+            level, scale, cw = rec["level"], rec["instrument"], None
+            if rule is not None and rule.crosswalk is not None:
+                level, scale, cw = rule.crosswalk.levels[rec["level"]], rule.crosswalk.target, rule.crosswalk.id
+                detail += f"; level {rec['level']} → {level} by crosswalk {cw} ({rule.crosswalk.source})"
+            ok = reason is Reason.RECOGNISED
+            out = Recognition(ok, reason, detail, level=level if ok else None, scale=scale if ok else None,
+                              record=summary(rec), crosswalk=cw if ok else None, **base)
+            read = [rec]
+    _audit(store, department, "recognise", purpose, pkey, read, out.reason.value, actor)
+    return out
+
+
+def lookup(store, id_number, department: str, purpose: str, actor=None) -> list[dict]:
+    """Every record of a person with its state (current, superseded, revoked) and verification."""
+    store.policy.purpose(department, purpose)
+    pkey = store.person_key(id_number)
+    out = []
+    with db.read(store.engine) as conn:
+        rows = _person_rows(store, conn, pkey)
+        superseded = {r["supersedes"] for r in rows if r["supersedes"]}
+        for r in rows:
+            v = signing.verify_record(r, _signature(store, conn, r), store.public_keys, store.manifests)
+            state = "revoked" if r["revoked_reason"] is not None else \
+                "superseded" if r["record_id"] in superseded else "current"
+            out.append({**summary(r), "state": state, "verified": v.ok, "verify_detail": v.reason})
+    _audit(store, department, "lookup", purpose, pkey, rows, "read", actor)
+    return out

@@ -1,0 +1,104 @@
+"""Bulk import: only status-ok rows, canonical JSON, idempotent, resumable after kill -9."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+from sqlalchemy import text
+
+import assess
+from assess.store import signing
+from store_helpers import screening_frame, write_parquet
+
+KW = dict(assessed_on="2025-03-01", assessors=["甲", "乙"], organisation="测试机构", reason="routine")
+
+
+def count(store, table="records"):
+    with store.engine.connect() as c:
+        return c.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one()
+
+
+def test_import_stores_ok_rows_only_and_is_idempotent(store, tmp_path):
+    df = screening_frame(300, bad_every=10)
+    df.loc[5, "A.2.8"] = df.loc[5, "A.2.8"][:-1] + ("0" if df.loc[5, "A.2.8"][-1] != "0" else "1")
+    df.loc[7, "region"] = "33010"
+    path = write_parquet(df, tmp_path / "out.parquet")
+    ok = int((df["status"] == "ok").sum())
+    rep = store.import_parquet(path, batch_size=64, **KW)
+    assert rep.rows == 300 and rep.skipped["incomplete"] == 30
+    rejected = {k: v for k, v in rep.skipped.items() if k != "incomplete"}
+    assert rejected == {"id_number: 校验码不符": 1, "region not 6 digits": 1}
+    assert rep.stored == ok - 2 == count(store)
+    again = store.import_parquet(path, batch_size=64, **KW)
+    assert (again.stored, again.batches_resumed) == (0, again.batches)
+    other_batches = store.import_parquet(path, batch_size=100, **KW)      # same rows, new batch boundaries
+    assert other_batches.stored == 0 and other_batches.already == ok - 2
+    assert count(store) == ok - 2
+    assert all(v.ok for v in store.verify())
+
+
+def test_imported_record_matches_the_scorer(store, tmp_path):
+    df = screening_frame(40, seed=3)
+    store.import_parquet(write_parquet(df, tmp_path / "o.parquet"), **KW)
+    with store.engine.connect() as c:
+        recs = [dict(r) for r in c.execute(text("SELECT * FROM records ORDER BY seq")).mappings()]
+    ok = df[df["status"] == "ok"].reset_index(drop=True)
+    assert len(recs) == len(ok)
+    for rec, (_, row) in zip(recs, ok.iterrows()):
+        for name in signing.JSON_FIELDS:
+            if rec[name] is not None:
+                assert signing.canonical(json.loads(rec[name])) == rec[name]
+        answers = json.loads(rec["answers"])
+        assert "A.2.8" not in answers and "A.2.1" not in answers
+        res = assess.score_one("gbt42195-2022", answers)
+        result = json.loads(rec["result"])
+        assert (res.total, res.level, res.level_initial) == (rec["total"], rec["level"], result["level_initial"])
+        assert result["domains"] == res.domains and result["rules"] == [r.id for r in res.rules]
+        assert rec["person_key"] == store.person_key(row["A.2.8"])
+        assert store.decrypt_id(rec) == row["A.2.8"]
+        assert json.loads(rec["source"]) == {"file": "o.parquet", "line": int(row["source_line"])}
+
+
+def test_missing_columns(store, tmp_path):
+    df = screening_frame(5).drop(columns=["region"])
+    with pytest.raises(assess.AssessError) as e:
+        store.import_parquet(write_parquet(df, tmp_path / "o.parquet"), **KW)
+    assert e.value.code.name == "STORE_008" and "region" in str(e.value)
+
+
+def test_kill_9_mid_import_then_resume(store, tmp_path):
+    n, batch = 6000, 200
+    path = write_parquet(screening_frame(n, seed=5), tmp_path / "big.parquet")
+    cfg = tmp_path / "store.yaml"
+    cfg.write_text(yaml.safe_dump({"url": store.url, "department": store.department,
+                                   "keys_dir": str(store.keys_dir), "keep_id_number": "encrypted"}))
+    cmd = [sys.executable, "-c", "from assess.cli import main; main()", "store", "--config", str(cfg), "import", str(path),
+           "--assessed-on", KW["assessed_on"], "--organisation", KW["organisation"], "--reason", "routine",
+           "--assessor", "甲", "--assessor", "乙", "--batch-size", str(batch)]
+    env = {**os.environ, "ASSESS_STORE_IMPORT_PAUSE": "0.05"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and count(store, "import_batches") < 3:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    done = count(store, "import_batches")
+    assert 3 <= done < n // batch, "the import finished before it was killed"
+    with store.engine.connect() as c:      # only whole batches: stored rows equal what the batch rows say
+        stored = c.execute(text("SELECT SUM(stored) FROM import_batches")).scalar_one()
+    assert count(store) == stored
+    assert all(v.ok for v in store.verify())
+    env.pop("ASSESS_STORE_IMPORT_PAUSE")
+    out = subprocess.run(cmd + ["--json"], env=env, capture_output=True, text=True, check=True)
+    rep = json.loads(out.stdout)
+    assert rep["batches_resumed"] >= done and rep["batches"] == n // batch
+    ok = n - sum(rep["skipped"].values())
+    assert count(store) == ok == stored + rep["stored"]
+    again = json.loads(subprocess.run(cmd + ["--json"], env=env, capture_output=True, text=True,
+                                      check=True).stdout)
+    assert again["stored"] == 0 and count(store) == ok

