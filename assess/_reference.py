@@ -234,10 +234,11 @@ def evaluate(ins: m.Instrument, answers, row: int | None = None) -> Evaluation:
         ev.status, ev.error_field = INCONSISTENT, _first_field(inconsistent[0].when)
     elif missing:
         ev.status, ev.error_field = INCOMPLETE, missing[0]
-        for qid in missing:
-            q = ins.question(qid)
-            ev.problems.append(problem(Code.RESP_003, where=_where(ins, row), item=qid, label=q.label.zh,
-                                       allowed=format_allowed(q.codes) if q.options else icd10.EXPECTED))
+    # Every missing answer is listed, whatever else is wrong, so one round of corrections suffices.
+    for qid in missing:
+        q = ins.question(qid)
+        ev.problems.append(problem(Code.RESP_003, where=_where(ins, row), item=qid, label=q.label.zh,
+                                   allowed=format_allowed(q.codes) if q.options else icd10.EXPECTED))
     if ev.status != OK:
         ev.level_initial = None
         t.append(_step("status", f"未评定等级：{_STATUS_ZH[ev.status]}", f"no level: {STATUS_NAMES[ev.status]}"))

@@ -29,8 +29,25 @@ def _as_arrow(table) -> tuple[pa.Table, str]:
     except ImportError:  # pragma: no cover - pandas is a dependency
         pd = None
     if pd is not None and isinstance(table, pd.DataFrame):
-        return pa.Table.from_pandas(table, preserve_index=False), "pandas"
+        try:
+            return pa.Table.from_pandas(table, preserve_index=False), "pandas"
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            # A column mixing ints and text codes (2 and "0b", as score_one accepts): write every
+            # value as its canonical code text, so that Arrow gets one type and nothing changes meaning.
+            fixed = table.copy()
+            for name in table.columns:
+                if table[name].dtype == object:
+                    fixed[name] = [_code_text(v) for v in table[name]]
+            return pa.Table.from_pandas(fixed, preserve_index=False), "pandas"
     raise TypeError(f"score() takes a pandas DataFrame or a pyarrow Table/RecordBatch, not {type(table).__name__}")
+
+
+def _code_text(value):
+    if _reference.is_missing(value) or isinstance(value, (list, tuple)):
+        return value if isinstance(value, (list, tuple)) else None
+    key = _reference.code_key(value)
+    # A value that is no code at all (True, 4.5) must stay not allowed, never become missing.
+    return key if key is not None else f"\x00{value!r}"
 
 
 def output_schema(ins: m.Instrument) -> pa.Schema:
@@ -76,7 +93,9 @@ def score_table(ins: m.Instrument, table, kernel=None, threads: int | None = Non
     out = to_arrow(ins, raw)
     if kind == "pandas":
         return to_pandas(out)
-    return out.to_batches()[0] if kind == "batch" and out.num_rows else out
+    if kind == "batch":
+        return pa.record_batch([c.combine_chunks() for c in out.columns], schema=out.schema)
+    return out
 
 
 def to_arrow(ins: m.Instrument, raw: dict) -> pa.Table:

@@ -85,20 +85,29 @@ def load_instrument(instrument_id: str, version: str | None = None, settings: Ma
                                       version=f" version {version!r}" if version else "",
                                       allowed=format_allowed(known)))
     version = version or max(versions, key=_version_key)
-    return _load_cached(str(versions[version]), _freeze(settings))
+    return _load_cached(str(versions[version]), _freeze(settings), _stamp(versions[version]))
 
 
 def load_path(path: str | os.PathLike, settings: Mapping | None = None) -> m.Instrument:
-    """Load and validate a definition file that need not be installed."""
-    return _load_cached(str(Path(path).resolve()), _freeze(settings))
+    """Load and validate a definition file that need not be installed (re-read when it changes)."""
+    return _load_cached(str(Path(path).resolve()), _freeze(settings), _stamp(path))
 
 
 def _freeze(settings):
     return tuple(sorted((str(k), None if v is None else str(v)) for k, v in (settings or {}).items()))
 
 
+def _stamp(path) -> tuple:
+    """What makes a cached definition stale: the file's modification time and size."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (None, None)   # _read reports the missing file
+    return (st.st_mtime_ns, st.st_size)
+
+
 @functools.lru_cache(maxsize=64)
-def _load_cached(path: str, settings: tuple) -> m.Instrument:
+def _load_cached(path: str, settings: tuple, stamp: tuple) -> m.Instrument:
     data, lines = _read(Path(path))
     validate(data, path, lines)
     return build(data, path, settings=dict(settings))
@@ -114,7 +123,11 @@ def _read(path: Path) -> tuple[dict, dict]:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise InstrumentError(problem(Code.INSTR_007, where=where, detail=str(exc).replace("\n", " "))) from exc
+        # The construct left open (context) is where to look; else where parsing stopped.
+        mark = getattr(exc, "context_mark", None) or getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise InstrumentError(problem(Code.INSTR_007, where=f"{where}:{line}" if line else where, line=line,
+                                      detail=str(exc).replace("\n", " "))) from exc
     if not isinstance(data, dict):
         raise InstrumentError(problem(Code.INSTR_007, where=where, detail="the file does not hold a mapping"))
     lines: dict[tuple, int] = {}

@@ -186,8 +186,6 @@ def test_rejects_other_inputs(gbt):
         assess.score(gbt, [max_answers(gbt)])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: assess.score on an empty pyarrow RecordBatch returns a pyarrow Table "
-                                       "(batch.score_table only converts back when out.num_rows > 0)")
 def test_empty_record_batch_gives_record_batch(gbt):
     full = max_answers(gbt)
     empty = pa.Table.from_pylist([{**full, "A.4.1": "F03"}]).slice(0, 0).combine_chunks()
@@ -206,10 +204,6 @@ def test_empty_table(gbt, kind):
     assert list(out.columns if kind == "pandas" else out.schema.names) == _columns(gbt)
 
 
-@pytest.mark.xfail(strict=True, raises=pa.ArrowException,
-                   reason="BUG: assess.score on a DataFrame whose B.3.9 column mixes ints and sub-code strings "
-                          "(2, '0b') — what score_one accepts — raises ArrowInvalid in pa.Table.from_pandas "
-                          "instead of scoring every row")
 def test_dataframe_with_mixed_code_types(gbt):
     full = max_answers(gbt)
     rows = [dict(full), {**full, "A.5.11": 1, "B.3.9": "0b"}]

@@ -164,8 +164,6 @@ def test_yaml_syntax_error(tmp_path):
     assert f"line {_line_of(lines, 'direction: [higher_is_better')}" in p.message
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: INSTR_007 for a YAML syntax error leaves Problem.line None "
-                                       "although PyYAML reports the line (problem_mark); only the message has it")
 def test_yaml_syntax_error_sets_line(tmp_path):
     path, lines = _write(tmp_path, [Defect("direction: higher_is_better", "direction: [higher_is_better", [])])
     with pytest.raises(assess.InstrumentError) as info:
@@ -194,8 +192,6 @@ def test_instrument_error_is_value_error():
     assert issubclass(assess.InstrumentError, ValueError)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: assess.load_path caches by path (lru_cache in _load_cached) and "
-                                       "returns the old Instrument after the file changed, without re-validating")
 def test_load_path_sees_edits(tmp_path):
     path, _ = _write(tmp_path, [], name="2022.yaml")
     assert assess.load_path(path).id == "gbt42195-2022"

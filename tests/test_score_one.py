@@ -266,9 +266,6 @@ def test_unknown_item_and_missing_item_listed_together(gbt, full):
     assert [(p.code, p.item) for p in info.value.problems] == [(Code.RESP_001, "X.1"), (Code.RESP_003, "B.2.1")]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: _reference.evaluate adds RESP_003 (missing) problems only when no "
-                                       "code is not allowed and no answers conflict, so score_one's AnswerError "
-                                       "omits missing items whenever another answer is bad")
 @pytest.mark.parametrize("bad", [{"B.1.1": 9}, {"A.5.11": 1, "B.3.9": 2}], ids=["not-allowed", "inconsistent"])
 def test_missing_items_listed_with_other_problems(gbt, full, bad):
     answers = {**full, **bad}
