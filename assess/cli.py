@@ -154,14 +154,13 @@ def score_one_cmd(instrument_id, answers, text, pairs, allow_incomplete, as_json
     click.echo(result.summary_zh() if text else json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
 
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
-
+# Commands that live in their own packages, registered here so that `assess --help` lists them all.
 from .screen.cli import demo_data as _demo_data, screen as _screen  # noqa: E402
+from .store.cli import store as _store_group  # noqa: E402
 
 main.add_command(_screen)
 main.add_command(_demo_data)
-
-from .store.cli import store as _store_group  # noqa: E402
-
 main.add_command(_store_group)
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
