@@ -157,7 +157,9 @@ def score_one_cmd(instrument_id, answers, text, pairs, allow_incomplete, as_json
 # Commands that live in their own packages, registered here so that `assess --help` lists them all.
 from .screen.cli import demo_data as _demo_data, screen as _screen  # noqa: E402
 from .store.cli import store as _store_group  # noqa: E402
+from .demo import demo as _demo  # noqa: E402
 
+main.add_command(_demo)
 main.add_command(_screen)
 main.add_command(_demo_data)
 main.add_command(_store_group)
