@@ -5,11 +5,14 @@ pure-Python reference scorer. ASSESS_CYTHON_DEBUG=1 turns bounds checking back o
 """
 import os
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
-packages = ["assess", "assess.schemas", "assess.instruments"]
+# The instrument definitions live at the top of the repository (instruments/<id>/<version>.yaml)
+# and install as the data package assess.instruments, so a plain `pip install .` finds them.
+packages = find_packages(include=["assess", "assess.*", "web", "web.*"]) + ["assess.instruments", "assess.schemas"]
 package_dir = {"assess.instruments": "instruments"}
-package_data = {"assess.schemas": ["*.json"], "assess.instruments": ["*/*.yaml"]}
+package_data = {"assess.schemas": ["*.json"], "assess.instruments": ["*/*.yaml", "*/*/*.yaml"],
+                "web": ["templates/*.html", "templates/*/*.html", "static/*", "static/*/*"]}
 
 
 def extensions():
