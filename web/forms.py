@@ -1,0 +1,97 @@
+"""Tablet forms generated from an instrument definition: steps, posted values → answers.
+
+One step per domain, preceded by a step for the rule-input fields (附录A) when the instrument has
+any. Nothing here scores: the running scores come from :func:`assess.score_one`.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from assess import model as m
+
+FIELDS_TITLE = "基本信息（等级变更依据）"
+_ICD_SPLIT = re.compile(r"[\s,，、;；]+")
+
+
+@dataclass(frozen=True)
+class Step:
+    index: int
+    key: str
+    title: str
+    questions: tuple
+
+
+def steps(ins: m.Instrument) -> list[Step]:
+    out = []
+    if ins.fields:
+        out.append(Step(0, "A", FIELDS_TITLE, tuple(ins.fields)))
+    by_id = {i.id: i for i in ins.items}
+    for d in ins.domains:
+        out.append(Step(len(out), d.id, d.label.zh, tuple(by_id[i] for i in d.items)))
+    return out
+
+
+def kind(q) -> str:
+    return "icd10_list" if isinstance(q, m.Field) and q.type == "icd10_list" else "choice"
+
+
+def value_of(q, text: str | None):
+    """The answer for a posted value: the option's own code (4 or "0b"), a code list, or None."""
+    if kind(q) == "icd10_list":
+        if text is None:
+            return None
+        return [c for c in _ICD_SPLIT.split(text.strip()) if c]
+    if text is None or text == "":
+        return None
+    opt = q.option(str(text))
+    return opt.raw if opt is not None else str(text)      # unknown codes go to the scorer, which names them
+
+
+def parse(step: Step, form) -> dict:
+    """Answers posted for one step: question id → answer (None clears it)."""
+    return {q.id: value_of(q, form.get(q.id)) for q in step.questions}
+
+
+def merge(answers: dict, updates: dict, ins: m.Instrument) -> dict:
+    """Answers with updates (posted strings or code lists) applied; unknown ids are dropped, None clears."""
+    out = dict(answers)
+    for qid, v in updates.items():
+        q = ins.question(qid)
+        if q is None:
+            continue
+        if isinstance(v, list) and kind(q) == "icd10_list":
+            v = [str(c).strip() for c in v if str(c).strip()]
+        elif v is not None:
+            v = value_of(q, str(v))
+        if v is None:
+            out.pop(qid, None)
+        else:
+            out[qid] = v
+    return out
+
+
+def missing(step: Step, answers: dict) -> list:
+    return [q for q in step.questions if q.required and q.id not in answers]
+
+
+def answer_key(answers: dict, q) -> str | None:
+    v = answers.get(q.id)
+    return None if v is None else str(v)
+
+
+def icd_text(answers: dict, q) -> str:
+    v = answers.get(q.id)
+    return "、".join(v) if isinstance(v, list) else ""
+
+
+def domain_max(ins: m.Instrument) -> dict:
+    """The highest score of each domain (for the chart's scale), read from the options."""
+    by_id = {i.id: i for i in ins.items}
+    return {d.id: sum(by_id[i].max_points for i in d.items) for d in ins.domains}
+
+
+def score_max(ins: m.Instrument, score_id: str) -> int:
+    dm = domain_max(ins)
+    s = next(s for s in ins.scores if s.id == score_id)
+    return sum(dm.get(x, 0) for x in s.sum)
