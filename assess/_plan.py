@@ -17,7 +17,7 @@ import numpy as np
 from . import model as m
 
 # Atom kinds (kernels/score.pyx mirrors these numbers).
-ATOM_CODE_IN, ATOM_VALUE_AT_LEAST, ATOM_SUM_AT_LEAST, ATOM_FLAG = 0, 1, 2, 3
+ATOM_CODE_IN, ATOM_VALUE_AT_LEAST, ATOM_SUM_AT_LEAST, ATOM_FLAG, ATOM_VALUE_AT_MOST, ATOM_SCORE_BETWEEN = range(6)
 # Postfix opcodes: push atom k; pop n and push their AND / OR.
 OP_ATOM, OP_AND, OP_OR = 0, 1, 2
 MAX_OPTIONS = 64   # options per question, so a CodeIn atom is one uint64 bit mask
@@ -52,9 +52,11 @@ class Plan:
     band_max: np.ndarray                # int32 [B]
     band_level: np.ndarray              # int8 [B]
     atom_kind: np.ndarray               # int8 [A]
-    atom_q: np.ndarray                  # int64 [A] question (CODE_IN, VALUE_AT_LEAST) or flag column (FLAG)
+    atom_q: np.ndarray                  # int64 [A] question (CODE_IN, VALUE_AT_*), flag column (FLAG) or
+                                        # value-vector slot (SCORE_BETWEEN)
     atom_mask: np.ndarray               # uint64 [A] option bit mask (CODE_IN)
-    atom_n: np.ndarray                  # int32 [A] threshold (AT_LEAST)
+    atom_n: np.ndarray                  # int32 [A] threshold (AT_LEAST, AT_MOST) or lower bound (SCORE_BETWEEN)
+    atom_hi: np.ndarray                 # int32 [A] upper bound (SCORE_BETWEEN)
     atom_sum_start: np.ndarray          # int64 [A+1] questions summed (SUM_AT_LEAST) in atom_sum_q
     atom_sum_q: np.ndarray              # int64
     flags: tuple                        # (question index, ranges) of each FLAG column, computed in Python
@@ -136,6 +138,12 @@ def compile_plan(ins: m.Instrument) -> Plan:
             atoms.append((ATOM_CODE_IN, qi[c.field], mask, 0, ()))
         elif isinstance(c, m.ValueAtLeast):
             atoms.append((ATOM_VALUE_AT_LEAST, qi[c.field], 0, c.at_least, ()))
+        elif isinstance(c, m.ValueAtMost):
+            atoms.append((ATOM_VALUE_AT_MOST, qi[c.field], 0, c.at_most, ()))
+        elif isinstance(c, m.ScoreBetween):
+            if slot[c.score] < n_items:
+                raise ValueError(f"{ins.id}: a score condition must name a domain or derived score, not {c.score}")
+            atoms.append((ATOM_SCORE_BETWEEN, slot[c.score], 0, c.lo, (), c.hi))
         elif isinstance(c, m.SumAtLeast):
             atoms.append((ATOM_SUM_AT_LEAST, -1, 0, c.at_least, tuple(qi[f] for f in c.fields)))
         elif isinstance(c, m.Icd10In):
@@ -164,7 +172,8 @@ def compile_plan(ins: m.Instrument) -> Plan:
 
     i64 = functools.partial(np.asarray, dtype=np.int64)
     item_values = any(p in {i.id for i in ins.items} for s in ins.scores for p in s.sum)
-    atom_questions = {a[1] for a in atoms if a[0] in (ATOM_CODE_IN, ATOM_VALUE_AT_LEAST)} | {q for a in atoms for q in a[4]}
+    atom_questions = ({a[1] for a in atoms if a[0] in (ATOM_CODE_IN, ATOM_VALUE_AT_LEAST, ATOM_VALUE_AT_MOST)}
+                      | {q for a in atoms for q in a[4]})
     sum_start = [0]
     sum_q: list[int] = []
     for a in atoms:
@@ -187,6 +196,7 @@ def compile_plan(ins: m.Instrument) -> Plan:
         band_level=np.asarray([b.level for b in bands], np.int8),
         atom_kind=np.asarray([a[0] for a in atoms], np.int8), atom_q=i64([a[1] for a in atoms]),
         atom_mask=np.asarray([a[2] for a in atoms], np.uint64), atom_n=np.asarray([a[3] for a in atoms], np.int32),
+        atom_hi=np.asarray([a[5] if len(a) > 5 else 0 for a in atoms], np.int32),
         atom_sum_start=i64(sum_start), atom_sum_q=i64(sum_q), flags=tuple(flags),
         prog_start=i64(prog_start), prog_op=np.asarray(ops, np.int8), prog_arg=i64(args),
         n_rules=len(ins.rules),

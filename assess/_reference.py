@@ -135,19 +135,20 @@ def _read_icd10(q: m.Field, raw, where: str, problems: list) -> list | None:
 
 # --------------------------------------------------------------------------- conditions
 
-def holds(cond: m.Condition, answers: dict) -> str | None:
+def holds(cond: m.Condition, answers: dict, values: dict | None = None) -> str | None:
     """Why a condition holds on the answers given (a short reason), or None when it does not.
 
-    A condition about a question that has no valid answer does not hold.
+    A condition about a question that has no valid answer does not hold, nor one about a score
+    (``values``: domain and derived scores) that is null.
     """
     if isinstance(cond, m.AnyOf):
         for c in cond.conditions:
-            reason = holds(c, answers)
+            reason = holds(c, answers, values)
             if reason:
                 return reason
         return None
     if isinstance(cond, m.AllOf):
-        reasons = [holds(c, answers) for c in cond.conditions]
+        reasons = [holds(c, answers, values) for c in cond.conditions]
         return "，".join(reasons) if all(reasons) else None
     if isinstance(cond, m.CodeIn):
         opt = answers.get(cond.field)
@@ -155,6 +156,12 @@ def holds(cond: m.Condition, answers: dict) -> str | None:
     if isinstance(cond, m.ValueAtLeast):
         opt = answers.get(cond.field)
         return f"{cond.field}={opt.value} ≥ {cond.at_least}" if opt is not None and opt.value >= cond.at_least else None
+    if isinstance(cond, m.ValueAtMost):
+        opt = answers.get(cond.field)
+        return f"{cond.field}={opt.value} ≤ {cond.at_most}" if opt is not None and opt.value <= cond.at_most else None
+    if isinstance(cond, m.ScoreBetween):
+        v = (values or {}).get(cond.score)
+        return f"{cond.score}={v}" if v is not None and cond.lo <= v <= cond.hi else None
     if isinstance(cond, m.SumAtLeast):
         parts = [(f, answers[f].value) for f in cond.fields if f in answers]
         total = sum(v for _, v in parts)
@@ -210,7 +217,7 @@ def evaluate(ins: m.Instrument, answers, row: int | None = None) -> Evaluation:
 
     # Adjustment rules (C.4): each rule that holds on the answers given is reported.
     for rule in ins.rules:
-        reason = holds(rule.when, given)
+        reason = holds(rule.when, given, values)
         if reason:
             ev.fired.append(FiredRule(rule, reason))
         t.append(_step(rule.clause, f"{rule.id} {'成立' if reason else '不成立'}：{rule.label.zh}"
@@ -221,7 +228,7 @@ def evaluate(ins: m.Instrument, answers, row: int | None = None) -> Evaluation:
     # Consistency between answers (e.g. A.5.11 coma vs B.3.9 consciousness).
     inconsistent = []
     for c in ins.constraints:
-        if holds(c.when, given):
+        if holds(c.when, given, values):
             inconsistent.append(c)
             ev.problems.append(problem(Code.RESP_004, where=_where(ins, row), item=_first_field(c.when),
                                        detail=c.message.zh))
@@ -272,9 +279,14 @@ def _show(v) -> str:
 
 
 def _first_field(cond: m.Condition) -> str:
+    """The first question a condition reads (reported as the error field of a constraint)."""
     from .instrument import iter_conditions
-    atom = next(iter_conditions(cond))
-    return atom.fields[0] if isinstance(atom, m.SumAtLeast) else atom.field
+    for atom in iter_conditions(cond):
+        if isinstance(atom, m.SumAtLeast):
+            return atom.fields[0]
+        if not isinstance(atom, m.ScoreBetween):
+            return atom.field
+    raise ValueError("a constraint must read at least one item or field")
 
 
 def _first_in_order(ins: m.Instrument, ids: list) -> str:

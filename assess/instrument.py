@@ -210,10 +210,36 @@ def _schema_detail(err: jsonschema.ValidationError) -> str:
     return err.message
 
 
-def _options(data: dict, q: dict, scales_key: str) -> list[dict] | None:
+def _scale_names(q: dict) -> list:
+    """The scale(s) a question may use: one name, or one per value of the setting that picks it."""
+    scale = q.get("scale")
+    if isinstance(scale, dict):
+        return list(scale["cases"].values())
+    return [] if scale is None else [scale]
+
+
+def _options(data: dict, q: dict, scales_key: str, values: Mapping | None = None) -> list[dict] | None:
+    """A question's options; a scale chosen by a setting follows ``values`` (the first case if None)."""
     if "options" in q:
         return q["options"]
-    return data.get(scales_key, {}).get(q.get("scale"))
+    scale = q.get("scale")
+    if isinstance(scale, dict):
+        cases = {str(k): v for k, v in scale["cases"].items()}
+        scale = cases.get(str(values.get(scale["by_setting"]))) if values else next(iter(cases.values()))
+    return data.get(scales_key, {}).get(scale)
+
+
+def _bands(levels: dict, values: Mapping | None = None) -> dict[str, list]:
+    """Band sets by id (one, named "", when the bands are not chosen by a setting); with ``values``
+    only the set in force."""
+    bands = levels["bands"]
+    if isinstance(bands, list):
+        return {"": bands}
+    cases = {str(k): v for k, v in bands["cases"].items()}
+    if values is not None:
+        chosen = str(values[bands["by_setting"]])
+        return {chosen: cases[chosen]}
+    return cases
 
 
 def _key(code) -> str:
@@ -235,9 +261,12 @@ def _check_references(data: dict, probs: _Problems) -> None:
             if q["id"] in questions:
                 probs.add(Code.INSTR_002, (kind, i, "id"), id=q["id"])
             questions[q["id"]] = q
-            if "scale" in q and q["scale"] not in data.get(scales_key, {}):
-                probs.add(Code.INSTR_003, (kind, i, "scale"), kind="scale", id=q["scale"],
-                          allowed=format_allowed(data.get(scales_key, {})))
+            for name in _scale_names(q):
+                if name not in data.get(scales_key, {}):
+                    probs.add(Code.INSTR_003, (kind, i, "scale"), kind="scale", id=name,
+                              allowed=format_allowed(data.get(scales_key, {})))
+            if isinstance(q.get("scale"), dict):
+                _check_scale_cases(data, q, scales_key, (kind, i, "scale"), settings, probs)
             opts = _options(data, q, scales_key)
             if kind == "fields" and q["type"] == "icd10_list":
                 if "options" in q or "scale" in q:
@@ -262,14 +291,20 @@ def _check_references(data: dict, probs: _Problems) -> None:
         known_scores.add(s["id"])
 
     levels = data["levels"]
+    ctx = _CondContext(data, questions, settings, probs)
+    band_sets = _bands(levels)
+    if isinstance(levels["bands"], dict):
+        ctx.check_cases(levels["bands"], ("levels", "bands"))
     if levels["score"] not in ranges:
         probs.add(Code.INSTR_003, ("levels", "score"), kind="score", id=levels["score"],
                   allowed=format_allowed(ranges))
     else:
-        _check_bands(levels["bands"], ranges[levels["score"]], probs)
-    level_numbers = {b["level"] for b in levels["bands"]}
+        for set_id, bands in band_sets.items():
+            path = ("levels", "bands") + (("cases", set_id) if set_id else ())
+            _check_bands(bands, ranges[levels["score"]], probs, path)
+    # a level a rule sets must exist in every band set
+    level_numbers = set.intersection(*({b["level"] for b in bands} for bands in band_sets.values()))
 
-    ctx = _CondContext(data, questions, settings, probs)
     for i, r in enumerate(data.get("rules", [])):
         ctx.check(r["when"], ("rules", i, "when"))
         target = r["effect"].get("set_level")
@@ -317,28 +352,43 @@ def _score_ranges(data: dict) -> dict[str, tuple[int, int]]:
     return ranges
 
 
-def _check_bands(bands: list[dict], rng: tuple[int, int], probs: _Problems) -> None:
+def _check_scale_cases(data: dict, q: dict, scales_key: str, path: tuple, settings: dict, probs: _Problems) -> None:
+    """A scale chosen by a setting: one case per value, each offering the same codes."""
+    name = q["scale"]["by_setting"]
+    if name not in settings:
+        probs.add(Code.INSTR_003, path + ("by_setting",), kind="setting", id=name, allowed=format_allowed(settings))
+        return
+    want, have = set(map(str, settings[name]["values"])), set(map(str, q["scale"]["cases"]))
+    if want != have:
+        probs.add(Code.INSTR_001, path + ("cases",),
+                  detail=f"cases {sorted(have)} must be exactly the values of {name!r}: {sorted(want)}")
+    codes = [sorted(_key(o["code"]) for o in data.get(scales_key, {}).get(s) or []) for s in _scale_names(q)]
+    if any(c != codes[0] for c in codes):
+        probs.add(Code.INSTR_001, path, detail="every scale a setting can choose must offer the same codes")
+
+
+def _check_bands(bands: list[dict], rng: tuple[int, int], probs: _Problems, path: tuple = ("levels", "bands")) -> None:
     lo, hi = rng
     levels = sorted(b["level"] for b in bands)
     if levels != list(range(len(bands))):
-        probs.add(Code.INSTR_004, ("levels", "bands"), detail=f"levels are {levels}, expected 0…{len(bands) - 1}",
+        probs.add(Code.INSTR_004, path, detail=f"levels are {levels}, expected 0…{len(bands) - 1}",
                   lo=lo, hi=hi)
     ordered = sorted(enumerate(bands), key=lambda ib: ib[1]["min"])
     expect = lo
     for i, b in ordered:
         if b["min"] > b["max"]:
-            probs.add(Code.INSTR_004, ("levels", "bands", i), detail=f"level {b['level']} has min > max",
+            probs.add(Code.INSTR_004, path + (i,), detail=f"level {b['level']} has min > max",
                       lo=lo, hi=hi)
         if b["min"] != expect:
             kind = "gap before" if b["min"] > expect else "overlap at"
-            probs.add(Code.INSTR_004, ("levels", "bands", i), detail=f"{kind} level {b['level']} ({b['min']})",
+            probs.add(Code.INSTR_004, path + (i,), detail=f"{kind} level {b['level']} ({b['min']})",
                       lo=lo, hi=hi)
         if b["min"] > hi or b["max"] < lo:
-            probs.add(Code.INSTR_008, ("levels", "bands", i),
+            probs.add(Code.INSTR_008, path + (i,),
                       detail=f"level {b['level']} ({b['min']}–{b['max']}) cannot be reached", lo=lo, hi=hi)
         expect = max(expect, b["max"] + 1)
     if expect != hi + 1:
-        probs.add(Code.INSTR_004, ("levels", "bands"), detail=f"bands end at {expect - 1}", lo=lo, hi=hi)
+        probs.add(Code.INSTR_004, path, detail=f"bands end at {expect - 1}", lo=lo, hi=hi)
 
 
 class _CondContext:
@@ -388,7 +438,12 @@ class _CondContext:
             q = self._question(cond["field"], path + ("field",))
             if q is not None and q.get("type") != "icd10_list":
                 self.probs.add(Code.INSTR_001, path, detail=f"{q['id']} is not an icd10_list field")
-        else:  # at_least over one field or a sum of fields
+        elif "score" in cond:
+            known = [d["id"] for d in self.data.get("domains", [])] + [s["id"] for s in self.data.get("scores", [])]
+            if cond["score"] not in known:
+                self.probs.add(Code.INSTR_003, path + ("score",), kind="domain or score", id=cond["score"],
+                               allowed=format_allowed(known))
+        else:  # at_least / at_most over one field, or at_least over a sum of fields
             for qid in cond.get("sum") or [cond["field"]]:
                 q = self._question(qid, path)
                 if q is not None and any(self._numeric(o) is None for o in self._opts(q)):
@@ -412,7 +467,7 @@ def build(data: Mapping, path: str, settings: Mapping | None = None) -> m.Instru
 
     def opts(q, scales_key):
         out = []
-        for o in _options(data, q, scales_key):
+        for o in _options(data, q, scales_key, values):
             out.append(m.Option(o["code"], _key(o["code"]), _text(o["label"]), o.get("points"),
                                 o.get("value", o.get("points"))))
         return tuple(out)
@@ -428,8 +483,9 @@ def build(data: Mapping, path: str, settings: Mapping | None = None) -> m.Instru
                     for d in data.get("domains", []))
     scores = tuple(m.Score(s["id"], _text(s["label"]), tuple(s["sum"]), s.get("clause", ""))
                    for s in data.get("scores", []))
-    bands = tuple(sorted((m.Band(b["level"], b["min"], b["max"], _text(b["label"]))
-                          for b in data["levels"]["bands"]), key=lambda b: b.level))
+    (band_list,) = _bands(data["levels"], values).values()
+    bands = tuple(sorted((m.Band(b["level"], b["min"], b["max"], _text(b["label"])) for b in band_list),
+                         key=lambda b: b.level))
     rules = []
     for r in data.get("rules", []):
         eff = r["effect"]
@@ -437,7 +493,7 @@ def build(data: Mapping, path: str, settings: Mapping | None = None) -> m.Instru
         if isinstance(target, dict):
             target = int(values[target["setting"]])
         rules.append(m.Rule(r["id"], r["clause"], _text(r["label"]), _condition(r["when"], values),
-                            eff.get("raise", 0), target))
+                            eff.get("raise", 0), target, bool(eff.get("flag"))))
     comb = data.get("raise_combination", "max")
     if isinstance(comb, dict):
         comb = comb["cases"][values[comb["by_setting"]]]
@@ -493,6 +549,12 @@ def _condition(node: Mapping, values: Mapping) -> m.Condition:
         return m.Icd10In(node["field"], tuple(tuple(r.split("-")) if "-" in r else (r, r) for r in node["icd10_in"]))
     if "sum" in node:
         return m.SumAtLeast(tuple(node["sum"]), node["at_least"])
+    if "score" in node:
+        return m.ScoreBetween(node["score"], node.get("at_least", -(1 << 30)), node.get("at_most", 1 << 30))
+    if "at_least" in node and "at_most" in node:
+        return m.AllOf((m.ValueAtLeast(node["field"], node["at_least"]), m.ValueAtMost(node["field"], node["at_most"])))
+    if "at_most" in node:
+        return m.ValueAtMost(node["field"], node["at_most"])
     return m.ValueAtLeast(node["field"], node["at_least"])
 
 

@@ -128,6 +128,21 @@ class ValueAtLeast:
 
 
 @dataclass(frozen=True)
+class ValueAtMost:
+    field: str
+    at_most: int
+
+
+@dataclass(frozen=True)
+class ScoreBetween:
+    """A domain or derived score lies in [lo, hi]; never holds while the score is null."""
+
+    score: str
+    lo: int
+    hi: int
+
+
+@dataclass(frozen=True)
 class SumAtLeast:
     fields: tuple[str, ...]
     at_least: int
@@ -139,7 +154,7 @@ class Icd10In:
     ranges: tuple[tuple[str, str], ...]   # inclusive 3-character category ranges, e.g. ("F00", "F03")
 
 
-Condition = Union[AnyOf, AllOf, CodeIn, ValueAtLeast, SumAtLeast, Icd10In]
+Condition = Union[AnyOf, AllOf, CodeIn, ValueAtLeast, ValueAtMost, ScoreBetween, SumAtLeast, Icd10In]
 
 
 @dataclass(frozen=True)
@@ -150,6 +165,13 @@ class Rule:
     when: Condition
     raise_by: int = 0
     set_level: int | None = None
+    flag: bool = False          # reported only; the level is not changed (e.g. PHQ-9 item 9 safety)
+
+    @property
+    def effect(self) -> str:
+        if self.set_level is not None:
+            return f"set_level {self.set_level}"
+        return "flag" if self.flag else f"raise {self.raise_by}"
 
 
 @dataclass(frozen=True)

@@ -39,9 +39,8 @@ class Result:
     @classmethod
     def from_evaluation(cls, ev: Evaluation) -> "Result":
         ins = ev.instrument
-        rules = tuple(RuleFired(f.rule.id, f.rule.clause, f.rule.label.zh, f.reason,
-                                f"set_level {f.rule.set_level}" if f.rule.set_level is not None
-                                else f"raise {f.rule.raise_by}") for f in ev.fired)
+        rules = tuple(RuleFired(f.rule.id, f.rule.clause, f.rule.label.zh, f.reason, f.rule.effect)
+                      for f in ev.fired)
         return cls(
             instrument=ins.id, version=ins.version, definition_hash=ins.definition_hash,
             settings={f"{ins.id}.{k}": v for k, v in ins.setting_values.items()},

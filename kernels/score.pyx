@@ -40,6 +40,8 @@ cdef enum:
     A_VALUE_AT_LEAST = 1
     A_SUM_AT_LEAST = 2
     A_FLAG = 3
+    A_VALUE_AT_MOST = 4
+    A_SCORE_BETWEEN = 5
     OP_ATOM = 0
     OP_AND = 1
     OP_OR = 2
@@ -75,6 +77,7 @@ cdef struct PlanC:
     const int64_t* atom_q
     const uint64_t* atom_mask
     const int32_t* atom_n
+    const int32_t* atom_hi
     const int64_t* atom_sum_start
     const int64_t* atom_sum_q
     const int64_t* prog_start
@@ -139,6 +142,7 @@ cdef class KernelPlan:
         c.atom_q = <const int64_t*>_ptr(plan.atom_q)
         c.atom_mask = <const uint64_t*>_ptr(plan.atom_mask)
         c.atom_n = <const int32_t*>_ptr(plan.atom_n)
+        c.atom_hi = <const int32_t*>_ptr(plan.atom_hi)
         c.atom_sum_start = <const int64_t*>_ptr(plan.atom_sum_start)
         c.atom_sum_q = <const int64_t*>_ptr(plan.atom_sum_q)
         c.prog_start = <const int64_t*>_ptr(plan.prog_start)
@@ -304,10 +308,11 @@ cdef void eval_atoms(const PlanC* p, Work* w, const uint8_t** flags, Py_ssize_t 
     cdef int64_t q
     cdef int16_t i
     cdef uint64_t mask
-    cdef int32_t n
+    cdef int32_t n, hi
     cdef uint8_t* out
     cdef const int16_t* col
     cdef const int32_t* vals
+    cdef const uint8_t* vn
     for a in range(p.n_atoms):
         out = w.atoms + a * CHUNK
         if p.atom_kind[a] == A_CODE_IN:
@@ -324,6 +329,22 @@ cdef void eval_atoms(const PlanC* p, Work* w, const uint8_t** flags, Py_ssize_t 
             for r in range(m):
                 i = col[r]
                 out[r] = (i >= 0) & (vals[i if i >= 0 else 0] >= n)
+        elif p.atom_kind[a] == A_VALUE_AT_MOST:
+            q = p.atom_q[a]
+            col = w.idx + q * CHUNK
+            vals = p.opt_value + p.opt_start[q]
+            n = p.atom_n[a]
+            for r in range(m):
+                i = col[r]
+                out[r] = (i >= 0) & (vals[i if i >= 0 else 0] <= n)
+        elif p.atom_kind[a] == A_SCORE_BETWEEN:
+            # a domain or derived score (never null-true): the value vector is filled by now
+            vals = w.val + p.atom_q[a] * CHUNK
+            vn = w.vnull + p.atom_q[a] * CHUNK
+            n = p.atom_n[a]
+            hi = p.atom_hi[a]
+            for r in range(m):
+                out[r] = (vn[r] == 0) & (vals[r] >= n) & (vals[r] <= hi)
         elif p.atom_kind[a] == A_SUM_AT_LEAST:
             # Sum of the values given (missing ones add nothing), compared with the threshold.
             for r in range(m):

@@ -85,6 +85,14 @@ def score_range(ins: m.Instrument, score_id: str) -> tuple[int, int]:
     return sum(i.min_points for i in items), sum(i.max_points for i in items)
 
 
+def reachable_totals(ins: m.Instrument) -> list[int]:
+    """Every value the level score can take (subset sums over the contributing items' points)."""
+    reach = {0}
+    for it in contributing_items(ins, ins.level_score):
+        reach = {t + o.points for t in reach for o in it.options}
+    return sorted(reach)
+
+
 def answers_for_total(ins: m.Instrument, target: int, rng: random.Random | None = None) -> dict | None:
     """Answers whose level score is exactly ``target``, or None when no answer set reaches it.
 

@@ -1,0 +1,118 @@
+"""Golden cases for every instrument that has them (STYLE §12).
+
+Each file tests/golden/<id>/<version>/cases.yaml holds synthetic answer sets (never real
+assessments), each citing the clause of the instrument and the section of its
+shared/reference/*.md file it checks ("reference §…"). A case starts from one of the file's
+``bases`` and overrides some answers; ``expect`` lists what must come out (items listed are
+compared, the rest of the result as given). Cut-off cases are also generated from every band set
+of every instrument file, so a new cut-off is covered on both sides without editing a golden file.
+"""
+from __future__ import annotations
+
+import pytest
+
+import assess
+
+from _support import GOLDEN_DIR, answers_for_total, instrument_files, load_file, read_yaml, reachable_totals
+
+GOLDEN_FILES = sorted(GOLDEN_DIR.glob("*/*/cases.yaml"))
+
+
+def _cases():
+    out = []
+    for path in GOLDEN_FILES:
+        golden = read_yaml(path)
+        for case in golden["cases"]:
+            out.append(pytest.param(golden, case, id=f"{golden['instrument']}:{case['id']}"))
+    return out
+
+
+def _answers(golden: dict, case: dict) -> dict:
+    answers = dict(golden["bases"][case["base"]])
+    answers.update(case.get("answers") or {})
+    return {k: v for k, v in answers.items() if v != "__absent__"}
+
+
+@pytest.mark.parametrize("path", GOLDEN_FILES, ids=[str(p.relative_to(GOLDEN_DIR)) for p in GOLDEN_FILES])
+def test_golden_file_is_well_formed(path):
+    golden = read_yaml(path)
+    ins = assess.load_instrument(golden["instrument"], version=golden["version"])
+    assert path.parent.name == ins.version and path.parent.parent.name == ins.id
+    ids = [c["id"] for c in golden["cases"]]
+    assert len(ids) == len(set(ids)), "golden case ids must be unique"
+    for case in golden["cases"]:
+        assert "reference §" in case.get("clause", ""), f"{case['id']}: cite the reference section"
+        assert case["base"] in golden["bases"], case["id"]
+
+
+@pytest.mark.parametrize("path", GOLDEN_FILES, ids=[str(p.relative_to(GOLDEN_DIR)) for p in GOLDEN_FILES])
+def test_golden_cases_cover_both_sides_of_every_cutoff(path):
+    """For the band set in force by default: the lowest reachable total of each band, and the
+    highest reachable total below it, each appear in a hand-written case."""
+    golden = read_yaml(path)
+    ins = assess.load_instrument(golden["instrument"], version=golden["version"])
+    totals = {c["expect"]["total"] for c in golden["cases"]
+              if not c.get("settings") and c["expect"].get("level_initial") is not None}
+    reach = reachable_totals(ins)
+    for band in ins.bands:
+        inside = [t for t in reach if band.min <= t <= band.max]
+        below = [t for t in reach if t < band.min]
+        assert min(inside) in totals, f"level {band.level}: no case at {min(inside)}"
+        if below:
+            assert max(below) in totals, f"level {band.level}: no case at {max(below)} (just below)"
+
+
+@pytest.mark.parametrize("golden, case", _cases())
+def test_golden_case(golden, case):
+    exp = case["expect"]
+    result = assess.score_one(golden["instrument"], _answers(golden, case), settings=case.get("settings"),
+                              allow_incomplete=case.get("allow_incomplete", False))
+    for item, points in (exp.get("items") or {}).items():
+        assert result.items[item] == points, item
+    if "domains" in exp:
+        assert result.domains == exp["domains"]
+    if "scores" in exp:
+        assert result.scores == exp["scores"]
+    assert result.total == exp["total"]
+    assert result.level_initial == exp["level_initial"]
+    assert result.level == exp.get("level", exp["level_initial"])
+    assert result.status == exp.get("status", "ok")
+    assert [r.id for r in result.rules] == exp.get("rules", [])
+    if "label" in exp:
+        assert result.level_label == exp["label"]
+    for name, value in (case.get("settings") or {}).items():
+        assert result.settings[f"{golden['instrument']}.{name.rpartition('.')[2]}"] == str(value)
+
+
+# --------------------------------------------------------------------------- generated from every band set
+
+def _band_variants():
+    """(file, settings) for each band set an instrument file offers."""
+    out = []
+    for path in instrument_files():
+        bands = read_yaml(path)["levels"]["bands"]
+        if isinstance(bands, dict):
+            for set_id in bands["cases"]:
+                out.append(pytest.param(path, {bands["by_setting"]: set_id}, id=f"{path.parent.name}-{set_id}"))
+        else:
+            out.append(pytest.param(path, {}, id=path.parent.name))
+    return out
+
+
+@pytest.mark.parametrize("path, settings", _band_variants())
+def test_generated_cutoffs(path, settings, rng):
+    """Both sides of every cut-off of every band set: the band's lowest reachable total, and the
+    highest reachable total below it (which must fall in the neighbouring band)."""
+    ins = load_file(path).with_settings(settings)
+    reach = reachable_totals(ins)
+    checked = 0
+    for band in ins.bands:
+        inside = [t for t in reach if band.min <= t <= band.max]
+        assert inside, f"level {band.level} ({band.min}–{band.max}) cannot be reached"
+        below = [t for t in reach if t < band.min]
+        for total in [min(inside), max(inside)] + ([max(below)] if below else []):
+            want = next(b.level for b in ins.bands if b.min <= total <= b.max)
+            result = assess.score_one(ins, answers_for_total(ins, total, rng))
+            assert (result.total, result.level_initial) == (total, want)
+            checked += 1
+    assert checked >= 2 * len(ins.bands)
