@@ -65,6 +65,11 @@ def test_golden_cases_cover_both_sides_of_every_cutoff(path):
 @pytest.mark.parametrize("golden, case", _cases())
 def test_golden_case(golden, case):
     exp = case["expect"]
+    if "error" in exp:   # answers the instrument must refuse, with the code and item named
+        with pytest.raises(assess.AnswerError) as info:
+            assess.score_one(golden["instrument"], _answers(golden, case), settings=case.get("settings"))
+        assert (exp["error"], exp["item"]) in [(p.code.name, p.item) for p in info.value.problems]
+        return
     result = assess.score_one(golden["instrument"], _answers(golden, case), settings=case.get("settings"),
                               allow_incomplete=case.get("allow_incomplete", False))
     for item, points in (exp.get("items") or {}).items():
