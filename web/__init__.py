@@ -15,22 +15,23 @@ from flask import Flask
 
 INSTANCE_ENV = "ASSESS_WEB_INSTANCE"
 
-DEFAULTS = dict(
-    SECRET_KEY=None,                  # required: config.py in the instance folder sets it
-    DATABASE=None,                    # default: <instance>/web.db
-    STORE_CONFIG=None,                # the store's deployment file (store.yaml); default $ASSESS_STORE_CONFIG
-    ASSESSORS_REQUIRED=2,             # assessors who must sign a tablet submission
-    SESSION_IDLE_MINUTES=30,          # a session unused this long expires
-    SESSION_MAX_HOURS=10,             # and any session expires this long after login
-    LOGIN_MAX_FAILURES=5,             # failed logins per user name (or 4x per address) …
-    LOGIN_WINDOW_SECONDS=900,         # … within this window lock further attempts
-    SESSION_COOKIE_HTTPONLY=True,
-    SESSION_COOKIE_SAMESITE="Lax",
-    SESSION_COOKIE_SECURE=False,      # set True behind HTTPS (then HSTS is sent too)
-    SESSION_COOKIE_NAME="assess_session",
-    MAX_CONTENT_LENGTH=256 * 1024,
-    JSON_AS_ASCII=False,
-)
+DEFAULTS = {
+    "SECRET_KEY": None,                  # required: config.py in the instance folder sets it
+    "DATABASE": None,                    # default: <instance>/web.db
+    "STORE_CONFIG": None,                # the store's deployment file (store.yaml); default $ASSESS_STORE_CONFIG
+    "ASSESSORS_REQUIRED": 2,             # assessors who must sign a tablet submission
+    "SESSION_IDLE_MINUTES": 30,          # a session unused this long expires
+    "SESSION_MAX_HOURS": 10,             # and any session expires this long after login
+    "LOGIN_MAX_FAILURES": 5,             # failed logins per user name (or 4x per address) …
+    "LOGIN_WINDOW_SECONDS": 900,         # … within this window lock further attempts
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "SESSION_COOKIE_SECURE": False,      # set True behind HTTPS (then HSTS is sent too)
+    "SESSION_COOKIE_NAME": "assess_session",
+    "PASSWORD_HASH_METHOD": "scrypt",    # werkzeug's default; tests use a cheap one
+    "MAX_CONTENT_LENGTH": 256 * 1024,
+    "JSON_AS_ASCII": False,
+}
 
 
 def create_app(test_config=None) -> Flask:

@@ -15,6 +15,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
+from flask import current_app
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .db import get_db, write
@@ -72,7 +73,8 @@ def create_user(username: str, password: str, role: str, department: str, displa
             cur = conn.execute(
                 "INSERT INTO users (username, display_name, password_hash, role, department, organisation, "
                 "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (username, display_name or username, generate_password_hash(password), role, department,
+                (username, display_name or username,
+                 generate_password_hash(password, current_app.config["PASSWORD_HASH_METHOD"]), role, department,
                  organisation, now()))
     except sqlite3.IntegrityError:
         raise AccountError(f"用户名 {username} 已存在") from None

@@ -94,9 +94,9 @@ def new_draft(pid):
 def _render_step(d, ins, n, status=200):
     steps = forms.steps(ins)
     person = drafts.get_person(d["person_id"])
-    ctx = dict(draft=d, ins=ins, steps=steps, n=n, person=person, forms=forms, run=running(ins, d["answers"]),
-               dmax=forms.domain_max(ins), tmax=forms.score_max(ins, ins.level_score), reasons=REASON_ZH,
-               required=current_app.config["ASSESSORS_REQUIRED"], highlight=status == 422)
+    ctx = {"draft": d, "ins": ins, "steps": steps, "n": n, "person": person, "forms": forms, "run": running(ins, d["answers"]),
+               "dmax": forms.domain_max(ins), "tmax": forms.score_max(ins, ins.level_score), "reasons": REASON_ZH,
+               "required": current_app.config["ASSESSORS_REQUIRED"], "highlight": status == 422}
     if n >= len(steps):
         ctx["missing"] = [(s, q) for s in steps for q in forms.missing(s, d["answers"])]
         return render_template("review.html", **ctx), status

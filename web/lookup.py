@@ -28,7 +28,7 @@ REASON_ZH = {"recognised": "可以采信", "no_record": "没有评估记录", "r
 @login_required("officer")
 def form():
     purposes = stores.purposes(g.user.department)
-    ctx = dict(purposes=purposes, today=dt.date.today().isoformat(), rec=None, masked=None, reasons=REASON_ZH)
+    ctx = {"purposes": purposes, "today": dt.date.today().isoformat(), "rec": None, "masked": None, "reasons": REASON_ZH}
     if request.method == "GET":
         return render_template("lookup.html", **ctx)
     number = request.form.get("id_number", "")

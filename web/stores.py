@@ -16,9 +16,8 @@ from pathlib import Path
 from flask import current_app
 
 from assess import idnumber
-from assess.store import Store
+from assess.store import Store, keys, schema
 from assess.store import db as store_db
-from assess.store import keys, schema
 
 from .accounts import now
 from .db import get_db, write
