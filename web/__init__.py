@@ -19,6 +19,7 @@ DEFAULTS = {
     "SECRET_KEY": None,                  # required: config.py in the instance folder sets it
     "DATABASE": None,                    # default: <instance>/web.db
     "STORE_CONFIG": None,                # the store's deployment file (store.yaml); default $ASSESS_STORE_CONFIG
+    "DEFAULT_INSTRUMENT": "gbt42195-2022",   # preselected on the tablet
     "ASSESSORS_REQUIRED": 2,             # assessors who must sign a tablet submission
     "SESSION_IDLE_MINUTES": 30,          # a session unused this long expires
     "SESSION_MAX_HOURS": 10,             # and any session expires this long after login

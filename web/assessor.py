@@ -69,6 +69,7 @@ def person(pid):
         abort(404, description="没有此人的登记。")
     return render_template("person.html", person=p, drafts=drafts.person_drafts(pid),
                            instruments=assess.list_instruments(), reasons=REASON_ZH,
+                           default_instrument=current_app.config["DEFAULT_INSTRUMENT"],
                            today=dt.date.today().isoformat())
 
 
@@ -96,7 +97,7 @@ def _render_step(d, ins, n, status=200):
     person = drafts.get_person(d["person_id"])
     ctx = {"draft": d, "ins": ins, "steps": steps, "n": n, "person": person, "forms": forms, "run": running(ins, d["answers"]),
                "dmax": forms.domain_max(ins), "tmax": forms.score_max(ins, ins.level_score), "reasons": REASON_ZH,
-               "required": current_app.config["ASSESSORS_REQUIRED"], "highlight": status == 422}
+               "required": current_app.config["ASSESSORS_REQUIRED"], "highlight": status == 422 or request.args.get("check") == "1"}
     if n >= len(steps):
         ctx["missing"] = [(s, q) for s in steps for q in forms.missing(s, d["answers"])]
         return render_template("review.html", **ctx), status
@@ -128,8 +129,9 @@ def step(did, n):
         return redirect(url_for("assessor.step", did=did, n=n))
     gaps = forms.missing(s, d["answers"])
     if gaps:
+        # Post/redirect/get: reloading the page must never re-post a stale copy of the answers.
         flash("以下必答项尚未回答：" + "、".join(f"{q.id} {q.label.zh}" for q in gaps), "error")
-        return _render_step(d, ins, n, 422)
+        return redirect(url_for("assessor.step", did=did, n=n, check=1))
     return redirect(url_for("assessor.step", did=did, n=n + 1))
 
 

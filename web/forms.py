@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from assess import model as m
 
-FIELDS_TITLE = "基本信息（等级变更依据）"
+FIELDS_TITLE = "基本信息"
 _ICD_SPLIT = re.compile(r"[\s,，、;；]+")
 
 

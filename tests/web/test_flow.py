@@ -90,8 +90,9 @@ def test_next_refuses_a_step_with_required_items_missing(assessor):
     s = _steps()[1]
     data = {q.id: _form_value(ANSWERS[q.id]) for q in s.questions[:-1]}
     resp = assessor.post(f"/assess/drafts/{did}/step/1", data={**data, "action": "next", "csrf_token": csrf(assessor)})
-    assert resp.status_code == 422
-    html = resp.get_data(as_text=True)
+    assert resp.status_code == 302 and resp.headers["Location"].endswith("/step/1?check=1")
+    html = assessor.get(resp.headers["Location"]).get_data(as_text=True)
+    assert f'class="question highlight" id="q-{s.questions[-1].id}"' in html
     assert s.questions[-1].id in html and "必答" in html
     # what was answered was kept
     html = assessor.get(f"/assess/drafts/{did}/step/1").get_data(as_text=True)
