@@ -12,9 +12,9 @@ import threading
 from pathlib import Path
 
 import pytest
+from conftest import ANSWERS, ID, PASSWORD
 
 import assess
-from conftest import ANSWERS, ID, PASSWORD
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
