@@ -6,10 +6,12 @@ That one record is then checked, in this order: signature and field digests, ins
 version) accepted for the purpose, issuing department accepted, level accepted, assessor count,
 age. An older record is never used in place of a newer one that fails a check: a newer assessment
 means the older grade no longer describes the person. Every read of a record issued by another
-department writes an audit row (who, when, person key, purpose) through the single writer.
+department writes an audit row (who, when, person key, purpose): through the single writer after
+the read on SQLite, in the look-up's own transaction on PostgreSQL.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import enum
 import json
@@ -79,7 +81,7 @@ def _person_rows(store, conn, pkey):
     r, v = schema.records, schema.revocations
     q = (select(r, v.c.reason.label("revoked_reason"), v.c.created_at.label("revoked_at"))
          .select_from(r.outerjoin(v, v.c.record_id == r.c.record_id))
-         .where(r.c.person_key == pkey).order_by(r.c.assessed_on.desc(), r.c.seq.desc()))
+         .where(schema.person_range(pkey)).order_by(r.c.assessed_on.desc(), r.c.seq.desc()))
     return [dict(x) for x in conn.execute(q).mappings()]
 
 
@@ -125,15 +127,38 @@ def _check(store, conn, rec, purpose, on: dt.date):
     return first[0], first[1], None
 
 
-def _audit(store, reader, action, purpose, pkey, rows, outcome, actor):
-    other = [r for r in rows if r["department"] != reader]
-    if not other:
-        return
+def _audit_rows(store, reader, action, purpose, pkey, rows, outcome, actor) -> list[dict]:
     at = now()
-    audit_rows = [{"at": at, "actor": actor or store.actor, "department": reader, "action": action,
-                   "purpose": purpose, "person_key": pkey, "record_id": r["record_id"],
-                   "record_department": r["department"], "outcome": outcome} for r in other]
-    db.write(store.engine, lambda conn: conn.execute(schema.audit.insert(), audit_rows))
+    return [{"at": at, "actor": actor or store.actor, "department": reader, "action": action, "purpose": purpose,
+             "person_key": pkey, "record_id": r["record_id"], "record_department": r["department"],
+             "outcome": outcome} for r in rows if r["department"] != reader]
+
+
+def _audit(store, rows) -> None:
+    if rows:
+        db.write(store.engine, lambda conn: conn.execute(schema.audit.insert(), rows))
+
+
+@contextlib.contextmanager
+def _session(store):
+    """The look-up's transaction, and where its audit rows go.
+
+    SQLite: a read transaction, then the audit rows through the single writer (readers never
+    write; BEGIN IMMEDIATE for every look-up would queue look-ups behind imports). PostgreSQL:
+    one transaction that reads and writes the audit rows before it commits, saving the round trips
+    of a second transaction; MVCC lets concurrent look-ups and an import proceed side by side.
+    """
+    pending: list = []
+    if store.engine.dialect.name == "sqlite":
+        with db.read(store.engine) as conn:
+            yield conn, pending
+        _audit(store, pending)
+    else:
+        with store.engine.connect() as conn:
+            with conn.begin():
+                yield conn, pending
+                if pending:
+                    conn.execute(schema.audit.insert(), pending)
 
 
 def recognise(store, id_number, department: str, purpose: str, on=None, actor=None) -> Recognition:
@@ -143,7 +168,7 @@ def recognise(store, id_number, department: str, purpose: str, on=None, actor=No
         on = dt.date.fromisoformat(on)
     pkey = store.person_key(id_number)
     base = dict(department=department, purpose=purpose, on=on.isoformat(), person_key=pkey)
-    with db.read(store.engine) as conn:
+    with _session(store) as (conn, audit):
         rows = _person_rows(store, conn, pkey)
         superseded = {r["supersedes"] for r in rows if r["supersedes"]}
         live = [r for r in rows if r["record_id"] not in superseded and r["assessed_on"] <= on.isoformat()]
@@ -172,7 +197,7 @@ def recognise(store, id_number, department: str, purpose: str, on=None, actor=No
             out = Recognition(ok, reason, detail, level=level if ok else None, scale=scale if ok else None,
                               record=summary(rec), crosswalk=cw if ok else None, **base)
             read = [rec]
-    _audit(store, department, "recognise", purpose, pkey, read, out.reason.value, actor)
+        audit += _audit_rows(store, department, "recognise", purpose, pkey, read, out.reason.value, actor)
     return out
 
 
@@ -181,7 +206,7 @@ def lookup(store, id_number, department: str, purpose: str, actor=None) -> list[
     store.policy.purpose(department, purpose)
     pkey = store.person_key(id_number)
     out = []
-    with db.read(store.engine) as conn:
+    with _session(store) as (conn, audit):
         rows = _person_rows(store, conn, pkey)
         superseded = {r["supersedes"] for r in rows if r["supersedes"]}
         for r in rows:
@@ -189,5 +214,5 @@ def lookup(store, id_number, department: str, purpose: str, actor=None) -> list[
             state = "revoked" if r["revoked_reason"] is not None else \
                 "superseded" if r["record_id"] in superseded else "current"
             out.append({**summary(r), "state": state, "verified": v.ok, "verify_detail": v.reason})
-    _audit(store, department, "lookup", purpose, pkey, rows, "read", actor)
+        audit += _audit_rows(store, department, "lookup", purpose, pkey, rows, "read", actor)
     return out

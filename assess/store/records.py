@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import uuid
+import os
 
 from sqlalchemy import insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -21,45 +21,43 @@ def now() -> str:
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
 
 
+def new_sig_id() -> int:
+    """A random positive 63-bit id for a signed group (made before its rows, which name it)."""
+    return int.from_bytes(os.urandom(8), "big") >> 1
+
+
+def record_id_head(department, instrument, version, assessed_on, origin, supersedes):
+    """The hash state and separator around the person key, for :func:`record_id` in bulk."""
+    return (hashlib.sha256(f"{department}\x1f".encode()),
+            "\x1f".join(("", instrument, version, assessed_on, origin, supersedes or "", "")).encode())
+
+
 def record_id(department, person_key, instrument, version, assessed_on, origin, supersedes, answers_json) -> str:
-    """The natural key: the same assessment imported or added twice gets the same id."""
-    return hashlib.sha256("\x1f".join((department, person_key, instrument, version, assessed_on, origin,
-                                       supersedes or "", answers_json)).encode("utf-8")).hexdigest()
+    """The natural key: the same assessment imported or added twice gets the same id.
 
-
-class DigestCache:
-    """Field digests of values that repeat across rows (levels, dates, settings …)."""
-
-    def __init__(self):
-        self._d = {}
-
-    def __call__(self, name, value) -> bytes:
-        k = (name, value)
-        d = self._d.get(k)
-        if d is None:
-            d = signing.field_digest(name, value)
-            if len(self._d) < 100_000:
-                self._d[k] = d
-        return d
-
-
-def seal(rows: list[dict], signing_key, department: str, key_id: str, created_at: str,
-         cache: DigestCache | None = None, varying=signing.FIELDS) -> dict:
-    """Add field digests and the group signature to rows (in place); returns the signatures row.
-
-    Fields not named in ``varying`` are the same in every row; their digests come from the cache.
+    The first 16 hex digits of the person key, then 16 of SHA-256 over the identity fields: the
+    person's records are neighbours in the one index (schema.person_range), and 64 bits tell one
+    person's records apart.
     """
-    cache = cache or DigestCache()
-    fd = signing.field_digest
-    vary = set(varying)
-    sig_id = uuid.uuid4().hex
+    h, mid = record_id_head(department, instrument, version, assessed_on, origin, supersedes)
+    h.update(person_key.encode("ascii") + mid + answers_json.encode("utf-8"))
+    return person_key[:16] + h.hexdigest()[:16]
+
+
+def seal(rows: list[dict], signing_key, department: str, key_id: str, created_at: str) -> dict:
+    """Add field checks and the group signature to rows (in place); returns the signatures row."""
+    sig_id = new_sig_id()
     digests = []
     for i, r in enumerate(rows):
-        blob = b"".join(fd(n, r[n]) if n in vary else cache(n, r[n]) for n in signing.FIELDS)
-        r["field_digests"], r["sig_id"], r["sig_index"] = blob, sig_id, i
-        digests.append(signing.record_digest(blob))
+        r["field_digests"], d = signing.seal_parts(signing.payload(r))
+        r["sig_id"], r["sig_index"] = sig_id, i
+        digests.append(d)
+    return group_row(sig_id, signing_key, department, key_id, created_at, b"".join(digests))
+
+
+def group_row(sig_id, signing_key, department, key_id, created_at, digests: bytes) -> dict:
     man = signing.manifest(department, key_id, created_at, digests)
-    return {"sig_id": sig_id, "department": department, "key_id": key_id, "manifest": man,
+    return {"sig_id": sig_id, "department": department, "key_id": key_id, "manifest": man, "digests": digests,
             "signature": signing.sign(signing_key, man)}
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import (BigInteger, Column, Index, Integer, LargeBinary, MetaData, String, Table, Text,
-                        UniqueConstraint, inspect, text)
+                        UniqueConstraint, and_, inspect, text)
 from sqlalchemy.engine import Connection
 
 from .errors import StoreCode, store_error
@@ -28,11 +28,18 @@ schema_table = Table(
     Column("name", String(100), nullable=False),
     Column("applied_at", String(32), nullable=False))
 
-# The signed fields of a record, in the fixed order of the field-digest list (signing.FIELDS).
+# The signed fields of a record (signing.FIELDS), then how they are sealed.
+#
+# One index serves every access path: record_id is the first 16 hex digits of the person key followed
+# by 16 hex digits of the hash of the record's identity fields (records.record_id), so the unique
+# index on it is the natural key that makes imports idempotent, finds a record by id, and finds all
+# records of a person as one range scan (person_range). A 32-character key keeps the index small
+# (~40 bytes an entry); a second index on the 64-character person key would double the random index
+# writes that dominate bulk import. ``supersedes`` is indexed only where it is set (rescores).
 records = Table(
     "records", metadata,
     Column("seq", Id, primary_key=True, autoincrement=True),
-    Column("record_id", String(64), nullable=False, unique=True),   # natural key: hash of identity fields
+    Column("record_id", String(32), nullable=False),
     Column("person_key", String(64), nullable=False),
     Column("id_number_enc", Text),
     Column("region", String(6)),
@@ -52,29 +59,38 @@ records = Table(
     Column("department", String(32), nullable=False),
     Column("reason", String(16), nullable=False),
     Column("origin", String(16), nullable=False),
-    Column("supersedes", String(64)),
+    Column("supersedes", String(32)),
     Column("source", Text),
     Column("created_at", String(32), nullable=False),
     Column("key_id", String(16), nullable=False),
-    Column("field_digests", LargeBinary, nullable=False),   # 32-byte SHA-256 per field, FIELDS order
-    Column("sig_id", String(64), nullable=False),           # the signed manifest holding this record's digest
+    Column("field_digests", LargeBinary, nullable=False),   # CRC-32 per field, FIELDS order (locates changes)
+    Column("sig_id", BigInteger, nullable=False),           # the signed group holding this record's digest
     Column("sig_index", Integer, nullable=False),
-    Index("ix_records_person", "person_key", "assessed_on"),
-    Index("ix_records_supersedes", "supersedes"))
+    Index("ux_records_id", "record_id", unique=True),
+    Index("ix_records_supersedes", "supersedes", sqlite_where=text("supersedes IS NOT NULL"),
+          postgresql_where=text("supersedes IS NOT NULL")))
 
-# One Ed25519 signature per group of records: over the canonical JSON manifest of record digests.
+# One Ed25519 signature per group of records: over a small manifest that commits (SHA-256) to the
+# group's concatenated 32-byte record digests, stored in ``digests``.
 signatures = Table(
     "signatures", metadata,
-    Column("sig_id", String(64), primary_key=True),
+    Column("sig_id", BigInteger, primary_key=True, autoincrement=False),
     Column("department", String(32), nullable=False),
     Column("key_id", String(16), nullable=False),
     Column("manifest", Text, nullable=False),
+    Column("digests", LargeBinary, nullable=False),
     Column("signature", String(128), nullable=False))
+
+
+def person_range(person_key: str):
+    """The condition selecting a person's records through the record_id index."""
+    lo = person_key[:16]
+    return and_(records.c.record_id >= lo, records.c.record_id < lo + "g", records.c.person_key == person_key)
 
 revocations = Table(
     "revocations", metadata,
     Column("revocation_id", String(64), primary_key=True),
-    Column("record_id", String(64), nullable=False, unique=True),
+    Column("record_id", String(32), nullable=False, unique=True),
     Column("department", String(32), nullable=False),
     Column("reason", Text, nullable=False),
     Column("actor", Text, nullable=False),

@@ -41,6 +41,15 @@ def test_import_stores_ok_rows_only_and_is_idempotent(store, tmp_path):
     assert all(v.ok for v in store.verify())
 
 
+def test_worker_processes_build_the_same_records(store, tmp_path):
+    path = write_parquet(screening_frame(300, seed=6), tmp_path / "w.parquet")
+    rep = store.import_parquet(path, batch_size=64, workers=1, **KW)
+    assert rep.stored == count(store) > 0
+    again = store.import_parquet(path, batch_size=100, workers=0, **KW)     # same record ids in this process
+    assert again.stored == 0 and again.already == rep.stored
+    assert all(v.ok for v in store.verify())
+
+
 def test_imported_record_matches_the_scorer(store, tmp_path):
     df = screening_frame(40, seed=3)
     store.import_parquet(write_parquet(df, tmp_path / "o.parquet"), **KW)
