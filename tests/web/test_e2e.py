@@ -155,11 +155,15 @@ def test_answers_survive_a_reload_and_a_network_drop(server, browser, shots):
     _answer(page, "A.2.14.1", 2)
     sync_api.expect(page.locator("#sync-state")).to_have_class(re.compile("offline"))
     page.screenshot(path=str(shots / "offline.png"))
+    url = page.url
+    page.close()                                  # the tablet sleeps before the network comes back
     ctx.set_offline(False)
-    page.reload()                                 # back online: the answer kept on the device is sent
+    page = ctx.new_page()
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url)                                # the answer kept on the device is shown and sent
     assert page.locator('fieldset[data-qid="A.2.14.1"] input[value="2"]').is_checked()
     sync_api.expect(page.locator("#sync-state")).to_contain_text("已保存")
-    page.goto(page.url)                           # and the server has it now
+    page.goto(url)                                # and the server has it now
     assert page.locator('fieldset[data-qid="A.2.14.1"] input[value="2"]').is_checked()
     ctx.close()
     assert not [e for e in errors if "ERR_INTERNET_DISCONNECTED" not in e and "Failed to fetch" not in e], errors
