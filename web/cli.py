@@ -32,7 +32,10 @@ def _serve(instance, host: str, port: int, workers: int, threads: int) -> None:
 
 
 def _default_workers() -> int:
-    return max(2, (os.cpu_count() or 1) + 1)
+    # One process by default: with SQLite every write queues on one lock, and writers in several
+    # processes meet in SQLite's busy back-off, which gave a p99 ten times worse in bench/test_web_load.py.
+    # With a PostgreSQL store, more workers (--workers) add throughput.
+    return 1
 
 
 @click.group("web", invoke_without_command=True)
@@ -40,8 +43,8 @@ def _default_workers() -> int:
 @click.option("--dir", "demo_dir", default="demo/web", show_default=True, type=click.Path(file_okay=False),
               help="Where the demo deployment lives.")
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--workers", default=None, type=int, help="Worker processes (default cores + 1).")
-@click.option("--threads", default=4, show_default=True, type=int, help="Threads per worker.")
+@click.option("--workers", default=None, type=int, help="Worker processes (default 1).")
+@click.option("--threads", default=8, show_default=True, type=int, help="Threads per worker.")
 @click.pass_context
 def web(ctx, demo, demo_dir, port, workers, threads):
     """Web front end: tablet forms, insurance look-up, JSON API."""
@@ -62,8 +65,8 @@ def web(ctx, demo, demo_dir, port, workers, threads):
 @web.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--workers", default=None, type=int)
-@click.option("--threads", default=4, show_default=True, type=int)
+@click.option("--workers", default=None, type=int, help="Worker processes (default 1).")
+@click.option("--threads", default=8, show_default=True, type=int)
 def serve(host, port, workers, threads):
     """Serve the instance folder named by ASSESS_WEB_INSTANCE with gunicorn."""
     instance = os.environ.get(INSTANCE_ENV)

@@ -12,6 +12,8 @@ from importlib import resources
 
 from flask import current_app, g
 
+_write_lock = threading.Lock()
+
 
 def connect(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
@@ -45,11 +47,19 @@ class write:
         self.conn = conn or get_db()
 
     def __enter__(self) -> sqlite3.Connection:
-        self.conn.execute("BEGIN IMMEDIATE")
+        _write_lock.acquire()        # threads of one process queue in order rather than in SQLite's back-off
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            _write_lock.release()
+            raise
         return self.conn
 
     def __exit__(self, exc_type, *_):
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        try:
+            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            _write_lock.release()
         return False
 
 

@@ -23,6 +23,7 @@ from .accounts import now
 from .db import get_db, write
 
 _lock = threading.Lock()
+_write_lock = threading.Lock()
 WEB_KEY = "web-id.key"       # AES key for id numbers kept with drafts (instance folder, mode 600)
 
 
@@ -79,8 +80,9 @@ def submit(submission_id: str, result, answers: dict, *, id_number: str, assesse
     if row is not None:
         return row["record_id"], False
     store = get_store()
-    rid = store.add(result, answers, id_number=id_number, assessed_on=assessed_on, assessors=assessors,
-                    organisation=organisation, reason=reason)
+    with _write_lock:   # one writer per process: threads queue here in order, not in SQLite's busy back-off
+        rid = store.add(result, answers, id_number=id_number, assessed_on=assessed_on, assessors=assessors,
+                        organisation=organisation, reason=reason)
     # The record id is the store's natural key: a concurrent retry of the same submission computes the
     # same id and the store skips the duplicate; INSERT OR IGNORE keeps the first mapping here.
     with write(db) as conn:
