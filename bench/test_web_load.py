@@ -138,7 +138,7 @@ def test_fifty_assessors_submitting(tmp_path):
     instance = prepare(base)
     tokens = _tokens(instance, USERS)
     port = _free_port()
-    log = open(tmp_path / "server.log", "wb")
+    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 (closed in the finally below)
     proc = subprocess.Popen([sys.executable, "-m", "web", "--demo", "--dir", str(base), "--port", str(port),
                              "--workers", str(WORKERS), "--threads", "8"], cwd=REPO, stdout=log,
                             stderr=subprocess.STDOUT)
