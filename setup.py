@@ -27,7 +27,8 @@ def extensions():
                   "initializedcheck": debug, "cdivision": True}
     ext = Extension("assess._kernel", ["kernels/score.pyx"], include_dirs=[numpy.get_include()],
                     extra_compile_args=["-O3"], define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")])
-    return cythonize([ext], compiler_directives=directives)
+    screen = Extension("assess._screen", ["kernels/screen.pyx"], extra_compile_args=["-O3"])
+    return cythonize([ext, screen], compiler_directives=directives)
 
 
 setup(packages=packages, package_dir=package_dir, package_data=package_data, ext_modules=extensions())

@@ -17,6 +17,7 @@ screening path) and agrees with :func:`check` row for row.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +39,22 @@ REASON_ZH = {
     BAD_CHECK: "校验码不符",
 }
 MIN_YEAR = 1800   # GB 11643's own appendix example is born in 1880
+SLOW = 127        # compiled checks: a cell only Python may judge (non-ASCII bytes)
+
+
+def _compiled():
+    """``assess._screen`` (kernels/screen.pyx), or None when ASSESS_PUREPYTHON=1 or not built: the
+    screening checks then run on their numpy / pyarrow twins, with the same results."""
+    if os.environ.get("ASSESS_PUREPYTHON", "") not in ("", "0"):
+        return None
+    try:
+        from . import _screen
+    except ImportError:
+        return None
+    return _screen
+
+
+_screen = _compiled()
 
 
 @dataclass(frozen=True)
@@ -114,12 +131,65 @@ class IdArrays:
     key: np.ndarray         # int64: the 17 body digits as a number (-1 where not OK); for duplicates only
 
 
+def string_buffers(arr: pa.Array):
+    """(data bytes, int32 offsets of the n + 1 cell bounds, validity bitmap or empty, bit offset) of
+    a pyarrow string array, as numpy views for the compiled checks."""
+    validity, offsets, data = arr.buffers()
+    offs = np.frombuffer(offsets, np.int32, count=arr.offset + len(arr) + 1)[arr.offset:]
+    data = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
+    valid = np.frombuffer(validity, np.uint8) if validity is not None and arr.null_count else np.zeros(0, np.uint8)
+    return data, offs, valid, arr.offset
+
+
+def _as_string(arr) -> pa.Array:
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.cast(arr.type.value_type)
+    if not pa.types.is_string(arr.type):
+        arr = arr.cast(pa.string())
+    return arr
+
+
 def check_array(arr, as_of: dt.date | None = None) -> IdArrays:
     """Check a column of identity numbers (pyarrow string array) without a Python loop."""
     as_of = as_of or dt.date.today()
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    arr = pc.utf8_trim_whitespace(arr.cast(pa.string()))
+    arr = _as_string(arr)
+    if _screen is None:
+        return _check_array_numpy(arr, as_of)
+    n = len(arr)
+    reason = np.empty(n, np.int8)
+    days = np.empty(n, np.int32)
+    sex = np.empty(n, np.int8)
+    key = np.empty(n, np.int64)
+    as_of_days = (np.datetime64(as_of, "D") - np.datetime64("1970-01-01", "D")).astype(np.int64)
+    renorm = _screen.check_ids(*string_buffers(arr), int(as_of_days), reason, days, sex, key)
+    birth = days.astype("datetime64[D]")
+    slow = np.flatnonzero(reason == SLOW)
+    for i, v in zip(slow, arr.take(pa.array(slow)).to_pylist() if slow.size else ()):
+        c = check(v, as_of)
+        reason[i], sex[i] = c.reason, c.sex or 0
+        if c.ok:
+            birth[i], key[i] = np.datetime64(c.birth, "D"), int(c.number[:17])
+    ok = reason == OK
+    birth[~ok] = np.datetime64("NaT")
+    if slow.size and ok[slow].any():    # Python's strip() decided these: keep what it kept
+        fixed = {int(i): check(v, as_of).number for i, v in zip(slow, arr.take(pa.array(slow)).to_pylist())}
+        number = pa.array([fixed[i] if i in fixed else v if o else None
+                           for i, (v, o) in enumerate(zip(arr.to_pylist(), ok))], pa.string())
+        number = pc.if_else(pa.array(ok), pc.utf8_upper(pc.utf8_trim_whitespace(number)), pa.scalar(None, pa.string()))
+    elif renorm:
+        number = pc.if_else(pa.array(ok), pc.utf8_upper(pc.utf8_trim_whitespace(arr)), pa.scalar(None, pa.string()))
+    elif ok.all():
+        number = arr
+    else:
+        number = pc.if_else(pa.array(ok), arr, pa.scalar(None, pa.string()))
+    return IdArrays(reason, number, birth, sex, key)
+
+
+def _check_array_numpy(arr: pa.Array, as_of: dt.date) -> IdArrays:
+    """The pure-Python twin of the compiled check (numpy over the fixed-width bytes)."""
+    arr = pc.utf8_trim_whitespace(arr)
     arr = pc.utf8_upper(arr)                                  # x → X; digits unchanged
     n = len(arr)
     reason = np.full(n, MALFORMED, np.int8)

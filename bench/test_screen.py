@@ -41,17 +41,30 @@ def files(tmp_path_factory):
     return out
 
 
+# The child writes its own peak resident set (VmHWM) when it exits. wait4's ru_maxrss is no use
+# here: posix_spawn shares the parent's memory until exec, and Linux keeps that high-water mark, so
+# it reports this pytest process's peak (several GB after the bare reads) instead of the child's.
+_CHILD = ("import atexit, sys\n"
+          "def _hwm(path=sys.argv.pop(1)):\n"
+          "    status = open('/proc/self/status').read()\n"
+          "    open(path, 'w').write(next(l.split()[1] for l in status.splitlines() if l.startswith('VmHWM')))\n"
+          "atexit.register(_hwm)\n"
+          "from assess.cli import main\n"
+          "main()\n")
+
+
 def _run_child(src: Path):
     out = src.with_name(src.stem + ".out.parquet")
-    cmd = [sys.executable, "-c", "from assess.cli import main; main()", "screen", str(src), "--instrument", "gbt42195-2022",
+    hwm = Path(str(src) + ".vmhwm")
+    cmd = [sys.executable, "-c", _CHILD, str(hwm), "screen", str(src), "--instrument", "gbt42195-2022",
            "--out", str(out), "--as-of", AS_OF.isoformat(), "--json"]
     pid = os.posix_spawn(sys.executable, cmd, os.environ, file_actions=[
         (os.POSIX_SPAWN_OPEN, 1, str(src) + ".summary.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),
         (os.POSIX_SPAWN_OPEN, 2, str(src) + ".stderr", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)])
-    _, status, usage = os.wait4(pid, 0)
+    _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, Path(str(src) + ".stderr").read_text()
     summary = json.loads(Path(str(src) + ".summary.json").read_text())
-    RESULTS.setdefault("rss", {})[src.suffix] = usage.ru_maxrss * 1024   # Linux: KiB
+    RESULTS.setdefault("rss", {})[src.suffix] = int(hwm.read_text()) * 1024   # VmHWM is in kB
     RESULTS.setdefault("summary", {})[src.suffix] = summary
     return summary
 

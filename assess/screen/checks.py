@@ -23,6 +23,7 @@ from .columns import BIRTH, ID_NUMBER, REGION, SEX
 
 ERROR, WARNING = "error", "warning"
 _NUMERIC = re.compile(r"^\s*[+-]?\d+(\.\d*)?\s*$")
+_REGION = re.compile(r"[0-9]{6}")
 _SEX_CODES = {"男": 1, "1": 1, "M": 1, "MALE": 1, "女": 2, "2": 2, "F": 2, "FEMALE": 2,
               "0": 0, "9": 0, "未知": 0, "未说明": 0}     # GB/T 2261.1: 0 未知的性别, 9 未说明的性别
 SEX_ZH = {1: "男", 2: "女"}
@@ -43,19 +44,24 @@ def record(line, column, field, value, code: Code, severity=ERROR, **kw) -> dict
 
 
 class Duplicates:
-    """Identity numbers of the rows scored so far (17 body digits as int64, kept sorted) and their lines.
+    """Identity numbers of the rows scored so far (17 body digits as int64) and their lines.
 
-    12 M people cost 12 M × 16 bytes; the check is a binary search per row.
+    Compiled: a hash set (kernels/screen.pyx), 12 bytes a slot, at most 70 % full: 12 M people
+    take 384 MB at most. Pure Python: sorted arrays, 16 bytes a person, a binary search per row.
     """
 
     def __init__(self):
         self.keys = np.zeros(0, np.int64)
         self.lines = np.zeros(0, np.int64)
+        self._set = idnumber._screen.IdSet() if idnumber._screen is not None else None
 
     def first_lines(self, keys: np.ndarray, lines: np.ndarray) -> np.ndarray:
-        """For each candidate row: the line of an earlier row with the same key, or 0. Rows with a
-        0 are registered; the rest are duplicates."""
+        """For each candidate row (in line order): the line of an earlier row with the same key,
+        or 0. Rows with a 0 are registered; the rest are duplicates."""
         first = np.zeros(keys.size, np.int64)
+        if self._set is not None:
+            self._set.first_lines(np.ascontiguousarray(keys, np.int64), np.ascontiguousarray(lines, np.int64), first)
+            return first
         if keys.size == 0:
             return first
         pos = np.searchsorted(self.keys, keys)
@@ -88,7 +94,24 @@ def _text(table: pa.Table, cid: str) -> pa.Array:
 
 
 def _parse_dates(arr: pa.Array) -> np.ndarray:
-    """YYYY-MM-DD, YYYY/MM/DD, YYYY.MM.DD or YYYYMMDD → datetime64[D] (NaT when not a date)."""
+    """YYYY-MM-DD, YYYY/MM/DD, YYYY.MM.DD, YYYY年M月D日 or YYYYMMDD → datetime64[D] (NaT when not a
+    real date). The compiled loop decides ASCII cells; Arrow's parser the rest, as it always has."""
+    arr = idnumber._as_string(arr)
+    if idnumber._screen is None:
+        return _parse_dates_arrow(pc.utf8_trim_whitespace(arr))
+    n = len(arr)
+    days = np.empty(n, np.int32)
+    state = np.empty(n, np.uint8)
+    slow = idnumber._screen.parse_dates(*idnumber.string_buffers(arr), days, state)
+    out = days.astype("datetime64[D]")
+    out[state != 0] = np.datetime64("NaT")
+    if slow:
+        rows = np.flatnonzero(state == 3)
+        out[rows] = _parse_dates_arrow(pc.utf8_trim_whitespace(arr.take(pa.array(rows))))
+    return out
+
+
+def _parse_dates_arrow(arr: pa.Array) -> np.ndarray:
     norm = pc.replace_substring_regex(arr, r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?$", r"\1-\2-\3")
     norm = pc.replace_substring_regex(norm, r"^(\d{4})(\d{2})(\d{2})$", r"\1-\2-\3")
     norm = pc.replace_substring_regex(norm, r"^(\d{4})-(\d)-", r"\1-0\2-")
@@ -100,17 +123,46 @@ def _parse_dates(arr: pa.Array) -> np.ndarray:
     return np.asarray(ts.cast(pa.date32()).to_numpy(zero_copy_only=False), "datetime64[D]")
 
 
+def _filled(arr) -> np.ndarray:
+    """Cells with something other than whitespace."""
+    arr = idnumber._as_string(arr)
+    if arr.null_count == len(arr):
+        return np.zeros(len(arr), bool)
+    return np.asarray(pc.fill_null(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(arr)), 0), False))
+
+
+def _lookup(col, fn) -> tuple[np.ndarray, pa.Array]:
+    """fn applied once per distinct value (None for null): (per-row results, the distinct values)."""
+    enc = pc.dictionary_encode(idnumber._as_string(col))
+    values = enc.dictionary.to_pylist()
+    table = np.array([fn(v) for v in values] + [fn(None)])
+    idx = enc.indices.fill_null(len(values)).to_numpy(zero_copy_only=False)
+    return table[idx], enc
+
+
+def _ymd(birth: np.ndarray) -> np.ndarray:
+    """datetime64[D] → YYYYMMDD as int64 (civil-from-days, H. Hinnant), without calendar types."""
+    z = birth.astype(np.int64) + 719468
+    era = np.floor_divide(z, 146097)
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    d = doy - (153 * mp + 2) // 5 + 1
+    m = np.where(mp < 10, mp + 3, mp - 9)
+    y = yoe + era * 400 + (m <= 2)
+    return y * 10000 + m * 100 + d
+
+
 def _age(birth: np.ndarray, as_of: dt.date) -> np.ndarray:
-    y = birth.astype("datetime64[Y]").astype(np.int64) + 1970
-    b_month = birth.astype("datetime64[M]").astype(np.int64) % 12 + 1
-    b_day = (birth - birth.astype("datetime64[M]")).astype(np.int64) + 1
-    before = (b_month > as_of.month) | ((b_month == as_of.month) & (b_day > as_of.day))
-    return as_of.year - y - before.astype(np.int64)
+    """Whole years from birth to as_of: one less before this year's birthday."""
+    return (as_of.year * 10000 + as_of.month * 100 + as_of.day - _ymd(birth)) // 10000
 
 
-def check_rows(table: pa.Table, lines: np.ndarray, as_number: dict, cols, opts: Options, out: list) -> np.ndarray:
+def check_rows(table: pa.Table, lines: np.ndarray, as_number: dict, cols, opts: Options, out: list,
+               ids=None) -> np.ndarray:
     """Identity and shape checks. Appends records to ``out``; returns (rows with an error, empty rows,
-    the identity-number check or None)."""
+    the identity-number check or None). ``ids``: ``idnumber.check_array`` of the id column, if done."""
     n = table.num_rows
     bad = np.zeros(n, bool)
     src = cols.source
@@ -118,7 +170,11 @@ def check_rows(table: pa.Table, lines: np.ndarray, as_number: dict, cols, opts: 
     # A row with no value in any recognised column is not an assessment.
     present = np.zeros(n, bool)
     for name in table.column_names:
-        present |= np.asarray(table.column(name).is_valid())
+        col = table.column(name)
+        if col.null_count == 0:
+            present[:] = True
+            break
+        present |= col.is_valid().to_numpy()
     for i in np.flatnonzero(~present):
         out.append(record(lines[i], "", "", None, Code.ROW_016))
     bad |= ~present
@@ -133,9 +189,8 @@ def check_rows(table: pa.Table, lines: np.ndarray, as_number: dict, cols, opts: 
                 out.append(record(lines[i], src(cid), cid, shown, Code.ROW_004))
             bad |= hit
 
-    ids = None
     if ID_NUMBER in table.column_names:
-        ids = idnumber.check_array(table.column(ID_NUMBER), opts.as_of)
+        ids = ids if ids is not None else idnumber.check_array(table.column(ID_NUMBER), opts.as_of)
         wrong = (ids.reason != idnumber.OK) & live & ~as_number.get(ID_NUMBER, np.zeros(n, bool))
         if wrong.any():
             raw = table.column(ID_NUMBER).take(pa.array(np.flatnonzero(wrong))).to_pylist()
@@ -155,21 +210,25 @@ def check_rows(table: pa.Table, lines: np.ndarray, as_number: dict, cols, opts: 
                     out.append(record(lines[i], col, ID_NUMBER, shown, Code.ROW_001,
                                       detail=idnumber.REASON_ZH[idnumber.MALFORMED]))
             bad |= wrong
+    else:
+        ids = None
     id_ok = ids.reason == idnumber.OK if ids is not None else np.zeros(n, bool)
 
     if REGION in table.column_names:
-        reg = _text(table, REGION)
-        wrong = np.asarray(pc.fill_null(pc.invert(pc.match_substring_regex(reg, r"^[0-9]{6}$")), False)) & live
+        # A 6-digit code (GB/T 2260), judged once per distinct value; a blank is not a code either.
+        wrong, _ = _lookup(table.column(REGION), lambda v: v is not None and _REGION.fullmatch(v.strip()) is None)
+        wrong = wrong.astype(bool) & live
         wrong &= ~as_number.get(REGION, np.zeros(n, bool))     # a number cell was rejected above
         _emit(out, table, REGION, wrong, lines, src, Code.ROW_010)
         bad |= wrong
 
     birth = ids.birth if ids is not None else np.full(n, np.datetime64("NaT"), "datetime64[D]")
     if BIRTH in table.column_names:
-        txt = _text(table, BIRTH)
-        given = _parse_dates(txt)
-        filled = np.asarray(pc.fill_null(pc.greater(pc.utf8_length(txt), 0), False))
-        malformed = filled & np.isnat(given) & live
+        col = table.column(BIRTH).combine_chunks()
+        given = _parse_dates(col)
+        malformed = np.isnat(given) & live
+        if malformed.any():
+            malformed &= _filled(col)
         _emit(out, table, BIRTH, malformed, lines, src, Code.ROW_013)
         differ = id_ok & ~np.isnat(given) & (given != ids.birth if ids is not None else False) & live
         if differ.any():
@@ -180,11 +239,8 @@ def check_rows(table: pa.Table, lines: np.ndarray, as_number: dict, cols, opts: 
         birth = np.where(np.isnat(birth), given, birth)
 
     if SEX in table.column_names:
-        txt = pc.utf8_upper(_text(table, SEX))
-        enc = txt.dictionary_encode()
-        codes = np.array([_SEX_CODES.get(v, -1) for v in enc.dictionary.to_pylist()] + [0], np.int8)
-        idx = np.asarray(enc.indices.fill_null(len(enc.dictionary)))
-        sex = codes[idx]
+        sex, _ = _lookup(table.column(SEX), lambda v: 0 if v is None else _SEX_CODES.get(v.strip().upper(), -1))
+        sex = sex.astype(np.int8)
         malformed = (sex < 0) & live
         _emit(out, table, SEX, malformed, lines, src, Code.ROW_014)
         differ = id_ok & (sex > 0) & (ids.sex != sex if ids is not None else False) & live

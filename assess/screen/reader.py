@@ -1,8 +1,9 @@
 """Read a screening file in record batches: CSV (UTF-8 or GB18030), .xlsx and Parquet.
 
 Every reader yields :class:`Chunk` objects whose table has one column per recognised input column,
-renamed to its id. Identity columns are text. Question columns stay as read (CSV: dictionary-encoded
-text, so that no cell can fail a numeric conversion and validation happens once, in the scorer).
+renamed to its id. Identity columns are text. Question columns stay as read (CSV: text, so that no
+cell can fail a numeric conversion; codes.py turns answers into integers and validation happens
+once, in the scorer).
 Each row keeps its input line (header = line 1), and rows the reader itself could not take (a CSV
 line with the wrong number of cells) come back as ``problems`` so that no row is lost.
 """
@@ -13,6 +14,8 @@ import csv
 import datetime as dt
 import io
 import os
+import queue
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,12 +40,16 @@ class Chunk:
     as_number: dict = field(default_factory=dict)   # id → bool mask: cell arrived as a number
     problems: list = field(default_factory=list)    # (line, column, value, Code, kw) for rows not in table
     progress: int = 0             # units done (bytes or rows), for the progress bar
+    answers: dict | None = None   # filled ahead on the reader's thread (run._prepared)
+    ids: object = None
 
 
 class Source:
-    """Base: ``columns`` (recognised), ``total`` (progress units), ``batches()``."""
+    """Base: ``columns`` (recognised), ``schema`` (their types, named by id), ``total`` (progress
+    units), ``batches()``."""
 
     columns: Columns
+    schema: pa.Schema
     total: int
     kind: str
 
@@ -86,11 +93,11 @@ def _header(path, encoding: str) -> tuple[list[str], int]:
     return [c.strip() for c in row], len(raw)
 
 
-class _Restart(Exception):
-    """A threaded read met a malformed line whose number it cannot tell; read again single-threaded."""
-
-
 class CsvSource(Source):
+    """CSV in chunks of whole lines (about ``batch_rows`` rows), each parsed by pyarrow's
+    multithreaded reader: the same speed as reading the whole file at once, in bounded memory.
+    A chunk holding a malformed line is parsed again on one thread, which numbers its lines."""
+
     kind = "csv"
 
     def __init__(self, path, ins, mapping, batch_rows, encoding, threads):
@@ -103,78 +110,124 @@ class CsvSource(Source):
         if not any(header):
             raise ScreenError(problem(Code.FILE_001, where=str(path), detail="第1行没有表头"))
         self.header = header
+        self.header_bytes = header_bytes
         self.columns = recognise(ins, header, mapping, where=str(path))
         self.total = os.path.getsize(path)
-        # Aim at batch_rows rows per block from the size of the first data rows.
+        # Aim at batch_rows rows per chunk from the size of the first data rows.
         with open(path, "rb") as f:
             f.seek(header_bytes)
             sample = f.read(1 << 16)
         per_row = max(16, len(sample) // max(1, sample.count(b"\n"))) if sample else 256
-        self.block_size = int(min(max(per_row * batch_rows, 1 << 16), 1 << 30))
+        self.chunk_bytes = int(min(max(per_row * batch_rows, 1 << 12), 1 << 30))
         self.threads = threads
+        self.schema = pa.schema([pa.field(cid, pa.string()) for cid in self.columns.by_source.values()])
+        # pyarrow reads "utf8" natively and any other name through a Python codec (several times
+        # slower); a BOM can only sit in the header line, which is not parsed here.
+        self._arrow_encoding = "utf8" if self.encoding in ("utf-8", "utf8", "utf-8-sig") else self.encoding
 
-    def _reader(self, threads: bool, invalid: list):
+    def _options(self):
         positional = [f"c{i}" for i in range(len(self.header))]
-        include, types = [], {}
-        for i, name in enumerate(self.header):
-            cid = self.columns.by_source.get(name)
-            if cid is None:
-                continue
-            include.append(positional[i])
-            types[positional[i]] = pa.string() if cid in IDENTITY else pa.dictionary(pa.int32(), pa.string())
+        include = [positional[i] for i, name in enumerate(self.header) if name in self.columns.by_source]
+        names = [self.columns.by_source[self.header[int(c[1:])]] for c in include]
+        convert = pacsv.ConvertOptions(include_columns=include, column_types={c: pa.string() for c in include},
+                                       strings_can_be_null=True, null_values=[""], quoted_strings_can_be_null=True)
+        return positional, convert, names
+
+    def _parse(self, data, threads: bool, positional, convert):
+        invalid: list = []
 
         def on_invalid(row):
             invalid.append((row.number, row))
             return "skip"
-
-        f = pa.OSFile(str(self.path))
-        reader = pacsv.open_csv(
-            f,
-            read_options=pacsv.ReadOptions(column_names=positional, skip_rows=1, block_size=self.block_size,
-                                           use_threads=threads, encoding=self.encoding),
+        table = pacsv.read_csv(
+            pa.py_buffer(data),
+            read_options=pacsv.ReadOptions(column_names=positional, use_threads=threads, encoding=self._arrow_encoding,
+                                           block_size=max(1 << 16, min(1 << 22, len(data) // 8 + 1))),
             parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, ignore_empty_lines=False),
-            convert_options=pacsv.ConvertOptions(include_columns=include, column_types=types,
-                                                 strings_can_be_null=True, null_values=[""],
-                                                 quoted_strings_can_be_null=True))
-        names = [self.columns.by_source[self.header[int(c[1:])]] for c in include]
-        return f, reader, names
+            convert_options=convert)
+        return table, invalid
+
+    def _chunks(self):
+        """Byte ranges of whole lines after the header."""
+        with open(self.path, "rb") as f:
+            f.seek(self.header_bytes)
+            size = self.chunk_bytes
+            while True:
+                data = f.read(size)
+                if not data:
+                    return
+                cut = data.rfind(b"\n") + 1
+                if cut == 0 and len(data) == size:     # one line longer than a chunk: read more
+                    f.seek(-len(data), 1)
+                    size *= 2
+                    continue
+                if 0 < cut < len(data):
+                    f.seek(cut - len(data), 1)
+                    data = memoryview(data)[:cut]
+                yield data, f.tell()
+                size = self.chunk_bytes
 
     def batches(self):
-        try:
-            yield from self._batches(self.threads)
-        except _Restart:
-            yield _Restart                      # the caller discards what it has and starts again
-            yield from self._batches(False)
+        positional, convert, names = self._options()
+        base = 2                                 # input line of the chunk's first line (header = 1)
+        for data, pos in self._chunks():
+            table, invalid = self._parse(data, self.threads, positional, convert)
+            if invalid and (not self.threads or any(num is None for num, _ in invalid)):
+                table, invalid = self._parse(data, False, positional, convert)
+            k = table.num_rows
+            offset = np.arange(k, dtype=np.int64)
+            problems = []
+            if invalid:
+                bad = np.array(sorted(num - 1 for num, _ in invalid), np.int64)      # 0-based in the chunk
+                # Row j comes after every skipped line i with (bad_i - i) <= j.
+                offset += np.searchsorted(bad - np.arange(bad.size), offset, side="right")
+                problems = [_invalid_problem(base + num - 1, row) for num, row in invalid]
+            lines = base + offset
+            base += k + len(invalid)
+            yield Chunk(table.rename_columns(names), lines, {}, problems, pos)
 
-    def _batches(self, threads: bool):
-        invalid: list = []
-        reported = 0
-        bad_lines: list[int] = []
-        done = 0
-        f, reader, names = self._reader(threads, invalid)
+
+def prefetch(batches, depth: int = 1):
+    """Iterate ``batches`` on a background thread, ``depth`` items ahead, so that reading the next
+    chunk (pyarrow and the compiled checks release the GIL) overlaps scoring this one. Errors are
+    re-raised here; closing the generator stops the thread."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def work():
         try:
-            for batch in reader:
-                if any(num is None for num, _ in invalid):
-                    raise _Restart
-                problems = []
-                problems = [_invalid_problem(num, row) for num, row in invalid[reported:]]
-                bad_lines.extend(num for num, _ in invalid[reported:])
-                reported = len(invalid)
-                bad_lines.sort()
-                k = batch.num_rows
-                lines = np.arange(done, done + k, dtype=np.int64) + 2
-                for v in bad_lines:     # rows after a skipped line move down by one
-                    lines[lines >= v] += 1
-                done += k
-                table = pa.Table.from_batches([batch]).rename_columns(names)
-                yield Chunk(table, lines, {}, problems, f.tell())
-        finally:
-            f.close()
-        if any(num is None for num, _ in invalid):
-            raise _Restart
-        tail = [_invalid_problem(num, row) for num, row in invalid[reported:]]
-        if tail:
-            yield Chunk(None, np.zeros(0, np.int64), {}, tail, self.total)
+            for item in batches:
+                while not stop.is_set():
+                    try:
+                        q.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put((done, None))
+        except BaseException as exc:   # handed to the consumer
+            q.put((done, exc))
+
+    t = threading.Thread(target=work, name="assess-screen-reader", daemon=True)
+    t.start()
+    try:
+        while True:
+            item, exc = q.get()
+            if item is done:
+                if exc is not None:
+                    raise exc
+                return
+            yield item
+    finally:
+        stop.set()
+        while t.is_alive():
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                pass
+            t.join(0.05)
 
 
 def _invalid_problem(num, row):
@@ -202,6 +255,10 @@ class ParquetSource(Source):
         self.columns = recognise(ins, header, mapping, where=str(path))
         self.total = self.file.metadata.num_rows
         self.batch_rows = batch_rows
+        arrow = self.file.schema_arrow
+        self.schema = pa.schema([pa.field(cid, pa.string() if cid in self.columns.identity
+                                          else arrow.field(src).type)
+                                 for src, cid in self.columns.by_source.items()])
 
     def batches(self):
         done = 0
@@ -254,6 +311,7 @@ class XlsxSource(Source):
         self.columns = recognise(ins, header, mapping, where=str(path))
         self.total = max(0, (self.sheet.max_row or 1) - 1)
         self.batch_rows = min(batch_rows, 65_536)
+        self.schema = pa.schema([pa.field(cid, pa.string()) for cid in self.columns.by_source.values()])
 
     def batches(self):
         positions = [(i, self.columns.by_source[name]) for i, name in enumerate(self.header)

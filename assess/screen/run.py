@@ -13,7 +13,8 @@ from .. import idnumber
 from ..score import resolve, score
 from .checks import Duplicates, Options, check_rows, record, score_problems
 from .columns import IDENTITY, ID_NUMBER
-from .reader import DEFAULT_BATCH_ROWS, _Restart, open_source
+from .codes import int_coded, is_text, to_codes
+from .reader import DEFAULT_BATCH_ROWS, open_source, prefetch
 from .stats import Stats
 from .writer import RejectsWriter, TableWriter, check_out_path
 
@@ -28,7 +29,6 @@ class Summary:
     source_kind: str
     encoding: str | None
     ignored: tuple = ()
-    restarts: int = 0
     extra: dict = field(default_factory=dict)
 
     @property
@@ -60,27 +60,21 @@ def screen(input_path, instrument, out, *, rejects=None, report=None, mapping: d
         report = Path(report)
     source = open_source(input_path, ins, mapping, batch_rows=batch_rows, encoding=encoding, threads=threads)
     cols = source.columns
-    restarts = 0
+    coded = int_coded(ins)
     out_w, rej_w = TableWriter(out), RejectsWriter(rejects)
     stats, dups = Stats(ins), Duplicates()
-    as_text = False
     try:
-        for chunk in source.batches():
-            if chunk is _Restart:
-                out_w.abort(), rej_w.abort()
-                out_w, rej_w = TableWriter(out), RejectsWriter(rejects)
-                stats, dups, restarts = Stats(ins), Duplicates(), restarts + 1
-                continue
+        for chunk in prefetch(_prepared(source.batches(), cols, coded, opts)):
             records = [record(line, col, "", value, code, **kw) for line, col, value, code, kw in chunk.problems]
             stats.rows_read += len(chunk.problems)
             stats.rejected += len(chunk.problems)
             if chunk.table is not None and chunk.table.num_rows:
-                as_text = _batch(ins, chunk, cols, opts, dups, out_w, stats, records, as_text)
+                _batch(ins, chunk, cols, coded, opts, dups, out_w, stats, records)
             stats.add_problems(records)
             rej_w.write(records)
             if progress is not None:
                 progress(chunk.progress, source.total)
-        out_w.finish_empty(_out_schema(ins, cols, source))
+        out_w.finish_empty(_out_schema(ins, cols, coded, source))
         if stats.rows_read != stats.scored + stats.rejected:   # pragma: no cover - an engine bug
             raise AssertionError(f"rows read {stats.rows_read} != scored {stats.scored} + rejected {stats.rejected}")
         out_w.commit()
@@ -90,33 +84,38 @@ def screen(input_path, instrument, out, *, rejects=None, report=None, mapping: d
         rej_w.abort()
         raise
     summary = Summary(stats, out, rejects, report, time.perf_counter() - started, source.kind,
-                      getattr(source, "encoding", None), tuple(cols.ignored), restarts)
+                      getattr(source, "encoding", None), tuple(cols.ignored))
     if report is not None:
         from .report import write_report
         write_report(summary, report)
     return summary
 
 
-def _score(ins, view: pa.Table, as_text: bool):
-    """assess.score on the question columns. CSV gives dictionary-encoded text; a backend that
-    does not take dictionaries gets plain text (decided once, on the first batch)."""
-    if not as_text:
-        try:
-            return score(ins, view), False
-        except (TypeError, NotImplementedError, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-            pass
-    plain = pa.table({n: c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c
-                      for n, c in zip(view.column_names, view.columns)})
-    return score(ins, plain), True
+def _answers(table: pa.Table, cols, coded) -> dict:
+    """Question columns for the scorer and OUT: text answers of integer-coded questions as int8
+    (see codes.py); everything else as read."""
+    return {q: to_codes(table.column(q)) if q in coded and is_text(table.column(q)) else table.column(q)
+            for q in cols.questions}
 
 
-def _batch(ins, chunk, cols, opts, dups, out_w, stats, records, as_text) -> bool:
+def _prepared(chunks, cols, coded, opts):
+    """Per-batch work that needs nothing from earlier batches, done on the reader's thread: answer
+    codes and identity-number checks (compiled loops that release the GIL)."""
+    for chunk in chunks:
+        if chunk.table is not None and chunk.table.num_rows:
+            chunk.answers = _answers(chunk.table, cols, coded)
+            if ID_NUMBER in chunk.table.column_names:
+                chunk.ids = idnumber.check_array(chunk.table.column(ID_NUMBER), opts.as_of)
+        yield chunk
+
+
+def _batch(ins, chunk, cols, coded, opts, dups, out_w, stats, records) -> None:
     table, lines = chunk.table, chunk.lines
     n = table.num_rows
     stats.rows_read += n
-    bad, empty, ids = check_rows(table, lines, chunk.as_number, cols, opts, records)
-    view = table.select(list(cols.questions))
-    scored, as_text = _score(ins, view, as_text)
+    bad, empty, ids = check_rows(table, lines, chunk.as_number, cols, opts, records, ids=chunk.ids)
+    answers = chunk.answers if chunk.answers is not None else _answers(table, cols, coded)
+    scored = score(ins, pa.table(answers))
     status = scored.column("status").combine_chunks()
     names = status.dictionary.to_pylist()
     ok = np.asarray(status.indices) == names.index("ok") if "ok" in names else np.zeros(n, bool)
@@ -132,21 +131,18 @@ def _batch(ins, chunk, cols, opts, dups, out_w, stats, records, as_text) -> bool
         accepted[cand[first > 0]] = False
     stats.rejected += int(n - accepted.sum())
 
-    keep = pa.array(accepted)
     parts = {}
     for cid in IDENTITY:
         if cid in table.column_names:
-            col = ids.number if cid == ID_NUMBER else table.column(cid)
-            parts[cid] = col
+            parts[cid] = ids.number if cid == ID_NUMBER else table.column(cid)
     parts["source_line"] = pa.array(lines, pa.int64())
-    for q in cols.questions:
-        parts[q] = table.column(q)
+    parts.update(answers)
     for name, col in zip(scored.column_names, scored.columns):
         parts[name] = col
-    result = pa.table(parts).filter(keep)
-    out_w.write(result)
-    stats.add_scored(result)
-    return as_text
+    result = pa.table(parts)
+    keep = None if accepted.all() else pa.array(accepted)
+    out_w.write(result, keep)
+    stats.add_scored(result, accepted)
 
 
 def _dup_code():
@@ -154,10 +150,11 @@ def _dup_code():
     return Code.ROW_008
 
 
-def _out_schema(ins, cols, source) -> pa.Schema:
+def _out_schema(ins, cols, coded, source) -> pa.Schema:
     from ..batch import output_schema
     fields = [pa.field(c, pa.string()) for c in IDENTITY if c in cols.identity]
     fields.append(pa.field("source_line", pa.int64()))
-    qtype = pa.dictionary(pa.int32(), pa.string()) if source.kind == "csv" else pa.string()
-    fields += [pa.field(q, qtype) for q in cols.questions]
+    for q in cols.questions:
+        t = source.schema.field(q).type
+        fields.append(pa.field(q, pa.int8() if q in coded and is_text(pa.nulls(0, t)) else t))
     return pa.schema(fields + list(output_schema(ins)))

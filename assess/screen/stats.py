@@ -39,22 +39,27 @@ class Stats:
             top = max(top, sum(len(v) - 1 for k, v in self.scores.items() if k in s.sum))
             self.scores[s.id] = np.zeros(top + 1, np.int64)
 
-    def add_scored(self, out: pa.Table) -> None:
-        n = out.num_rows
+    def add_scored(self, out: pa.Table, keep: np.ndarray | None = None) -> None:
+        """Count the rows of ``out`` (only those where ``keep`` is true, if given)."""
+        keep = np.ones(out.num_rows, bool) if keep is None else keep
+        n = int(keep.sum())
         if n == 0:
             return
         self.scored += n
-        level = np.asarray(out.column("level").fill_null(0).to_numpy(), np.int64)
+        level = _ints(out.column("level"))[keep]
         self.levels += np.bincount(level, minlength=self.levels.size)[: self.levels.size]
         for sid, counts in self.scores.items():
-            v = np.asarray(out.column(sid).fill_null(0).to_numpy(), np.int64)
+            v = _ints(out.column(sid))[keep]
             self.scores[sid] = counts + np.bincount(np.clip(v, 0, counts.size - 1), minlength=counts.size)
         if REGION in out.column_names:
             reg = pc.fill_null(out.column(REGION).combine_chunks().cast(pa.string()), NO_REGION).dictionary_encode()
             k = self.levels.size
-            cells = np.bincount(np.asarray(reg.indices) * k + level, minlength=len(reg.dictionary) * k)
+            idx = np.asarray(reg.indices)[keep]
+            cells = np.bincount(idx * k + level, minlength=len(reg.dictionary) * k)
             for j, code in enumerate(reg.dictionary.to_pylist()):
                 row = cells[j * k:(j + 1) * k]
+                if not row.any():
+                    continue
                 if code in self.regions:
                     self.regions[code] += row
                 else:
@@ -81,3 +86,7 @@ class Stats:
             "regions": {k: [int(x) for x in v] for k, v in sorted(self.regions.items())},
             "errors": dict(self.errors), "warnings": dict(self.warnings),
         }
+
+
+def _ints(col) -> np.ndarray:
+    return np.asarray(col.fill_null(0).to_numpy(), np.int64)

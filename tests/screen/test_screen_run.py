@@ -199,3 +199,28 @@ def test_interrupted_run_leaves_no_out(tmp_path, ins, monkeypatch):
 def test_empty_file_writes_empty_out(tmp_path, ins):
     s, out, rej = run(tmp_path, write_csv(tmp_path / "in.csv", ins, []))
     assert s.stats.rows_read == 0 and pq.read_table(out).num_rows == 0 and rej == []
+
+
+@pytest.mark.parametrize("threads", [True, False])
+def test_lines_across_many_chunks(tmp_path, ins, threads):
+    """Chunks of a few KB: malformed and empty lines in many chunks keep every line number right."""
+    n_cols = len(header(ins))
+    rows, bad_lines, empty_lines = [], set(), set()
+    for i in range(400):
+        line = len(rows) + 2
+        if i % 37 == 5:
+            rows.append("1,2,3")
+            bad_lines.add(line)
+        elif i % 53 == 7:
+            rows.append("," * (n_cols - 1))
+            empty_lines.add(line)
+        else:
+            rows.append(good_row(ins, i))
+    src = write_csv(tmp_path / "in.csv", ins, rows)
+    src.write_bytes(src.read_bytes().rstrip(b"\n"))            # no newline after the last line
+    s, out, rej = run(tmp_path, src, batch_rows=2, threads=threads)
+    assert s.stats.rows_read == 400
+    assert {int(r["line"]) for r in rej if r["code"] == "ROW_015"} == bad_lines
+    assert {int(r["line"]) for r in rej if r["code"] == "ROW_016"} == empty_lines
+    good = set(range(2, 402)) - bad_lines - empty_lines
+    assert pq.read_table(out).column("source_line").to_pylist() == sorted(good)

@@ -1,0 +1,131 @@
+"""The compiled screening checks (kernels/screen.pyx) agree with their pure-Python twins cell by cell,
+on random cells that include every odd case: spaces (ASCII and not), lowercase x, non-ASCII bytes,
+impossible dates, leading zeros. Without the compiled module (ASSESS_PUREPYTHON=1) the twins are
+compared with themselves, so the file runs on both backends."""
+import datetime as dt
+import random
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from assess import _reference, idnumber
+from assess.screen import checks, codes
+
+AS_OF = dt.date(2026, 1, 15)
+
+
+@pytest.fixture
+def pure(monkeypatch):
+    """Run a block on the twins: returns a function that calls fn with the compiled module hidden."""
+    def run(fn, *args):
+        with monkeypatch.context() as m:
+            m.setattr(idnumber, "_screen", None)
+            return fn(*args)
+    return run
+
+
+def _cells(rng, alphabet, n, width=(0, 4)):
+    out = []
+    for _ in range(n):
+        if rng.random() < 0.05:
+            out.append(None)
+        else:
+            out.append("".join(rng.choice(alphabet) for _ in range(rng.randint(*width))))
+    return out
+
+
+def test_answer_codes_match_the_reference_reading(pure, seed=11):
+    rng = random.Random(seed)
+    cells = _cells(rng, ["0", "1", "4", "7", "9", " ", "\t", "\u3000", "四", "a", ".", "-", "\x1c"], 4000)
+    cells += ["0", "00", "04", "127", "128", "999", " 3 ", "\u30003", "", "  ", "3.0", "-0", "+1"]
+    arr = pa.array(cells, pa.string())
+    got = codes.to_codes(arr).to_pylist()
+    assert got == pure(codes.to_codes, arr).to_pylist()
+    for cell, value in zip(cells, got):
+        key = None if _reference.is_missing(cell) else _reference.code_key(cell)
+        if key is None:
+            assert value is None, cell
+        elif key.isascii() and key.isdigit() and key == str(int(key)) and int(key) <= 127:
+            assert value == int(key), cell
+        else:
+            assert value == codes.SENTINEL, cell
+
+
+def test_answer_codes_sliced_and_chunked():
+    arr = pa.chunked_array([pa.array(["1", "2", None]), pa.array(["x", "3"])])
+    assert codes.to_codes(arr).to_pylist() == [1, 2, None, codes.SENTINEL, 3]
+    assert codes.to_codes(pa.array(["9", "1", "2", None])[1:]).to_pylist() == [1, 2, None]
+
+
+def _id_cells(rng, n):
+    out = []
+    for _ in range(n):
+        body = rng.choice(["110105", "440524", "310104"]) + \
+            f"{rng.randint(1790, 2030)}{rng.randint(0, 13):02d}{rng.randint(0, 32):02d}{rng.randint(0, 999):03d}"
+        s = list(body + idnumber.check_char(body))
+        op = rng.random()
+        if op < 0.1:
+            s[rng.randrange(18)] = rng.choice("0123456789Xx a中")
+        elif op < 0.15:
+            s = s[:15]
+        elif op < 0.2:
+            s[-1] = s[-1].lower()
+        elif op < 0.25:
+            s = [rng.choice([" ", "\u3000", "\t", "\x1d"])] + s + [rng.choice([" ", "\u3000", ""])]
+        out.append(None if op > 0.98 else "".join(s))
+    return out
+
+
+def test_id_numbers_match_the_scalar_check(pure, seed=5):
+    values = _id_cells(random.Random(seed), 5000)
+    arr = pa.array(values, pa.string())
+    fast, twin = idnumber.check_array(arr, AS_OF), pure(idnumber.check_array, arr, AS_OF)
+    for i, v in enumerate(values):
+        c = idnumber.check(v, AS_OF)
+        assert fast.reason[i] == c.reason, repr(v)
+        assert twin.reason[i] == c.reason or not v.isascii(), repr(v)   # the twin trims as Arrow does
+        if c.ok:
+            assert fast.number[i].as_py() == c.number and fast.key[i] == int(c.number[:17])
+            assert fast.birth[i] == np.datetime64(c.birth) and fast.sex[i] == c.sex
+        else:
+            assert not fast.number[i].is_valid and np.isnat(fast.birth[i])
+
+
+def test_dates_match_the_arrow_parser(pure, seed=3):
+    rng = random.Random(seed)
+    cells = []
+    for _ in range(3000):
+        y, m, d = rng.randint(990, 2030), rng.randint(0, 13), rng.randint(0, 32)
+        sep = rng.choice(["-", "/", ".", "", "年"])
+        form = rng.random()
+        if sep == "":
+            cells.append(f"{y:04d}{m:02d}{d:02d}")
+        elif sep == "年":
+            cells.append(f"{y}年{m}月{d}日")
+        else:
+            cells.append(f"{y:04d}{sep}{m if form < 0.3 else f'{m:02d}'}{rng.choice(['-', '/', '.'])}"
+                         f"{d if form < 0.5 else f'{d:02d}'}")
+    cells += [None, "", " ", " 1950-01-02 ", "1950-1-2", "19500102", "1950-02-29", "2000-02-29", "0000-01-01",
+              "1950--1-2", "1950-001-02", "abc", "1950\u300001-02"]
+    arr = pa.array(cells, pa.string())
+    got = checks._parse_dates(arr)
+    want = checks._parse_dates_arrow(checks.pc.utf8_trim_whitespace(arr))
+    assert [str(x) for x in got] == [str(x) for x in want]
+    assert [str(x) for x in pure(checks._parse_dates, arr)] == [str(x) for x in want]
+
+
+def test_duplicate_sets_agree(pure, seed=2):
+    rng = np.random.default_rng(seed)
+    fast, twin = checks.Duplicates(), pure(checks.Duplicates)
+    line = 2
+    for size in (0, 1, 500, 70_000, 3):
+        keys = rng.integers(0, 3000, size).astype(np.int64) * 10 ** 12 + 11010519491231
+        lines = np.arange(line, line + size, dtype=np.int64)
+        line += size
+        assert (fast.first_lines(keys, lines) == twin.first_lines(keys, lines)).all()
+
+
+def test_age_is_whole_years():
+    births = np.array(["1966-01-15", "1966-01-16", "1964-02-29", "1800-01-01"], "datetime64[D]")
+    assert checks._age(births, AS_OF).tolist() == [60, 59, 61, 226]
