@@ -12,7 +12,7 @@ from setuptools import find_packages, setup
 packages = find_packages(include=["assess", "assess.*", "web", "web.*"]) + ["assess.instruments", "assess.schemas"]
 package_dir = {"assess.instruments": "instruments"}
 package_data = {"assess.schemas": ["*.json"], "assess.instruments": ["*/*.yaml", "*/*/*.yaml"],
-                "web": ["templates/*.html", "templates/*/*.html", "static/*", "static/*/*"]}
+                "web": ["schema.sql", "templates/*.html", "templates/*/*.html", "static/*", "static/*/*"]}
 
 
 def extensions():

@@ -158,11 +158,13 @@ def score_one_cmd(instrument_id, answers, text, pairs, allow_incomplete, as_json
 from .screen.cli import demo_data as _demo_data, screen as _screen  # noqa: E402
 from .store.cli import store as _store_group  # noqa: E402
 from .demo import demo as _demo  # noqa: E402
+from web.cli import web as _web_group  # noqa: E402
 
 main.add_command(_demo)
 main.add_command(_screen)
 main.add_command(_demo_data)
 main.add_command(_store_group)
+main.add_command(_web_group)
 
 if __name__ == "__main__":  # pragma: no cover
     main()
