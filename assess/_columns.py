@@ -166,10 +166,11 @@ def run(kernel, kplan, plan: Plan, batch: pa.RecordBatch, threads: int) -> dict:
         "rules": np.empty(n, np.uint32),
         "status": np.empty(n, np.uint8),
         "error_field": np.empty(n, np.int16),
+        "categories": np.empty((n, len(plan.cat_otherwise)), np.int8),
     }
     args = (kplan, inputs.col_ptr, inputs.col_kind, inputs.valid_ptr, inputs.valid_off, inputs.flag_ptr,
             out["domains"], out["scores"], out["level_initial"], out["level"], out["rules"], out["status"],
-            out["error_field"])
+            out["error_field"], out["categories"])
     threads = max(1, min(threads, n // 65536 or 1))
     if threads == 1:
         kernel.score_rows(*args, 0, n)

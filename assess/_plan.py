@@ -69,6 +69,10 @@ class Plan:
     raise_sum: int                      # 1: raises add up; 0: the largest one applies
     max_level: int
     constraint_field: np.ndarray        # int64 [C] question reported when a constraint fires
+    n_constraints: int
+    cat_case_start: np.ndarray          # int64 [K+1] cases of category k (programs after rules and constraints)
+    cat_case_value: np.ndarray          # int8 [cases]
+    cat_otherwise: np.ndarray           # int8 [K] value when no case holds (-1: none)
     n_domains: int
     n_scores: int
 
@@ -166,7 +170,8 @@ def compile_plan(ins: m.Instrument) -> Plan:
             args.append(atom(c))
 
     from ._reference import _first_field
-    for cond in [r.when for r in ins.rules] + [c.when for c in ins.constraints]:
+    case_conds = [cond for cat in ins.categories for _, _, cond in cat.cases]
+    for cond in [r.when for r in ins.rules] + [c.when for c in ins.constraints] + case_conds:
         emit(cond)
         prog_start.append(len(ops))
 
@@ -204,5 +209,9 @@ def compile_plan(ins: m.Instrument) -> Plan:
         rule_set_level=np.asarray([-1 if r.set_level is None else r.set_level for r in ins.rules], np.int8),
         raise_sum=int(ins.raise_combination == "sum"), max_level=ins.max_level,
         constraint_field=i64([qi[_first_field(c.when)] for c in ins.constraints]),
+        n_constraints=len(ins.constraints),
+        cat_case_start=i64(np.cumsum([0] + [len(c.cases) for c in ins.categories])),
+        cat_case_value=np.asarray([v for c in ins.categories for v, _, _ in c.cases], np.int8),
+        cat_otherwise=np.asarray([-1 if c.otherwise is None else c.otherwise[0] for c in ins.categories], np.int8),
         n_domains=len(ins.domains), n_scores=len(ins.scores),
     )

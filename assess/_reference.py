@@ -43,6 +43,7 @@ class Evaluation:
     level_initial: int | None = None
     level: int | None = None
     fired: list = field(default_factory=list)          # FiredRule, in rule order
+    categories: dict = field(default_factory=dict)     # category id → value, None when none applies
     problems: list = field(default_factory=list)       # Problem
     status: int = OK
     error_field: str | None = None
@@ -246,6 +247,7 @@ def evaluate(ins: m.Instrument, answers, row: int | None = None) -> Evaluation:
         q = ins.question(qid)
         ev.problems.append(problem(Code.RESP_003, where=_where(ins, row), item=qid, label=q.label.zh,
                                    allowed=format_allowed(q.codes) if q.options else icd10.EXPECTED))
+    ev.categories = {c.id: None for c in ins.categories}
     if ev.status != OK:
         ev.level_initial = None
         t.append(_step("status", f"未评定等级：{_STATUS_ZH[ev.status]}", f"no level: {STATUS_NAMES[ev.status]}"))
@@ -264,6 +266,20 @@ def evaluate(ins: m.Instrument, answers, row: int | None = None) -> Evaluation:
         how = f"初步等级 {ev.level_initial} + 上调 {up}" + ("（封顶）" if ev.level_initial + up > ins.max_level else "")
     t.append(_step("final", f"最终等级：{how} → {ev.level} {ins.band(ev.level).label.zh}",
                    f"final level {ev.level} {ins.band(ev.level).label.en}"))
+
+    # Categories reported beside the level (e.g. Katz letter grades): the first case that holds.
+    for cat in ins.categories:
+        for value, label, cond in cat.cases:
+            reason = holds(cond, given, values)
+            if reason:
+                ev.categories[cat.id] = value
+                t.append(_step(cat.clause, f"{cat.label.zh}：{label.zh}（{reason}）", f"{cat.label.en or cat.id}: {label.en or label.zh}"))
+                break
+        else:
+            if cat.otherwise is not None:
+                ev.categories[cat.id] = cat.otherwise[0]
+            shown = cat.otherwise[1].zh if cat.otherwise else "无（not_classifiable）"
+            t.append(_step(cat.clause, f"{cat.label.zh}：无匹配情形 → {shown}", f"{cat.label.en or cat.id}: no case holds"))
     return ev
 
 
@@ -310,6 +326,7 @@ def score_columns(ins: m.Instrument, columns, n: int) -> dict:
         "rules": np.zeros(n, np.uint32),
         "status": np.zeros(n, np.uint8),
         "error_field": np.full(n, -1, np.int16),
+        "categories": np.full((n, len(ins.categories)), -1, np.int8),
     }
     names = [q for q in q_index if q in columns]
     rule_bit = {r.id: 1 << i for i, r in enumerate(ins.rules)}
@@ -326,4 +343,7 @@ def score_columns(ins: m.Instrument, columns, n: int) -> dict:
         out["rules"][row] = sum(rule_bit[f.rule.id] for f in ev.fired)
         out["status"][row] = ev.status
         out["error_field"][row] = -1 if ev.error_field is None else q_index[ev.error_field]
+        for j, c in enumerate(ins.categories):
+            if ev.categories.get(c.id) is not None:
+                out["categories"][row, j] = ev.categories[c.id]
     return out

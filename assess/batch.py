@@ -57,6 +57,7 @@ def output_schema(ins: m.Instrument) -> pa.Schema:
     fields += [pa.field("level_initial", pa.int8()), pa.field("level", pa.int8()),
                pa.field("rules", pa.uint32(), nullable=False)]
     fields += [pa.field(f"rule_{r.id}", pa.bool_(), nullable=False) for r in ins.rules]
+    fields += [pa.field(c.id, pa.int8()) for c in ins.categories]
     fields += [pa.field("status", pa.dictionary(pa.int8(), pa.string()), nullable=False),
                pa.field("error_field", pa.dictionary(pa.int16(), pa.string()))]
     return pa.schema(fields)
@@ -116,6 +117,9 @@ def to_arrow(ins: m.Instrument, raw: dict) -> pa.Table:
     cols.append(pa.array(rules, pa.uint32()))
     for i in range(len(ins.rules)):
         cols.append(pa.array((rules >> np.uint32(i)) & np.uint32(1) == 1, pa.bool_()))
+    for j in range(len(ins.categories)):
+        v = raw["categories"][:, j]
+        cols.append(pa.array(v, pa.int8(), mask=v < 0))
     cols.append(pa.DictionaryArray.from_arrays(pa.array(raw["status"].astype(np.int8)),
                                                pa.array(_reference.STATUS_NAMES)))
     err = raw["error_field"]

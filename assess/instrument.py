@@ -322,6 +322,16 @@ def _check_references(data: dict, probs: _Problems) -> None:
     _unique([r["id"] for r in data.get("rules", [])], "rules", probs)
     for i, c in enumerate(data.get("constraints", [])):
         ctx.check(c["when"], ("constraints", i, "when"))
+    taken = set(domain_ids) | {s["id"] for s in data.get("scores", [])}
+    for i, cat in enumerate(data.get("categories", [])):
+        if cat["id"] in taken:
+            probs.add(Code.INSTR_002, ("categories", i, "id"), id=cat["id"])
+        taken.add(cat["id"])
+        for j, case in enumerate(cat["cases"]):
+            ctx.check(case["when"], ("categories", i, "cases", j, "when"))
+        other = cat.get("otherwise")
+        if isinstance(other, dict) and "by_setting" in other:
+            ctx.check_cases(other, ("categories", i, "otherwise"))
     comb = data.get("raise_combination")
     if isinstance(comb, dict):
         ctx.check_cases(comb, ("raise_combination",))
@@ -499,6 +509,15 @@ def build(data: Mapping, path: str, settings: Mapping | None = None) -> m.Instru
         comb = comb["cases"][values[comb["by_setting"]]]
     constraints = tuple(m.Constraint(c["id"], _condition(c["when"], values), _text(c["message"]))
                         for c in data.get("constraints", []))
+    categories = []
+    for cat in data.get("categories", []):
+        other = cat.get("otherwise")
+        if isinstance(other, dict) and "by_setting" in other:
+            other = {str(k): v for k, v in other["cases"].items()}[values[other["by_setting"]]]
+        categories.append(m.Category(cat["id"], _text(cat["label"]), cat["clause"],
+                                     tuple((c["value"], _text(c["label"]), _condition(c["when"], values))
+                                           for c in cat["cases"]),
+                                     None if other is None else (other["value"], _text(other["label"]))))
     digest = hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
     return m.Instrument(
         id=iid, version=str(data["version"]), title=_text(data["title"]), direction=data["direction"],
@@ -506,7 +525,8 @@ def build(data: Mapping, path: str, settings: Mapping | None = None) -> m.Instru
         notes=tuple(_text(n) for n in data.get("notes", [])), items=items, fields=fields, domains=domains,
         scores=scores, level_score=data["levels"]["score"], bands=bands, rules=tuple(rules),
         raise_combination=comb, constraints=constraints, settings=declared, setting_values=values,
-        definition_hash=digest, path=str(path), raw=data, levels_clause=data["levels"].get("clause", ""))
+        definition_hash=digest, path=str(path), raw=data, levels_clause=data["levels"].get("clause", ""),
+        categories=tuple(categories))
 
 
 def _text(t: Mapping) -> m.Text:

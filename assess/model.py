@@ -175,6 +175,23 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class Category:
+    """A classification reported beside the level: the first case that holds gives its value."""
+
+    id: str
+    label: Text
+    clause: str
+    cases: tuple            # (value, Text, Condition), in order
+    otherwise: tuple | None  # (value, Text) or None
+
+    def label_of(self, value: int) -> Text:
+        for v, text, *_ in (*self.cases, *([self.otherwise] if self.otherwise else [])):
+            if v == value:
+                return text
+        raise KeyError(value)
+
+
+@dataclass(frozen=True)
 class Constraint:
     id: str
     when: Condition
@@ -208,6 +225,7 @@ class Instrument:
     path: str
     raw: Mapping = field(repr=False, compare=False, default_factory=dict)
     levels_clause: str = ""
+    categories: tuple = ()            # Category
 
     def question(self, qid: str) -> Question | None:
         return self._questions.get(qid)

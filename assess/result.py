@@ -35,6 +35,7 @@ class Result:
     rules: tuple         # RuleFired, in the instrument's rule order
     problems: tuple      # Problem (warnings and reasons for a missing level)
     trace: tuple         # steps: {"clause", "zh", "en"}
+    categories: dict = None   # category id → {"value", "label"} or None (e.g. Katz letter grade)
 
     @classmethod
     def from_evaluation(cls, ev: Evaluation) -> "Result":
@@ -47,7 +48,10 @@ class Result:
             status=STATUS_NAMES[ev.status], items=dict(ev.item_points), domains=dict(ev.domains),
             scores=dict(ev.scores), total=ev.total, level_initial=ev.level_initial, level=ev.level,
             level_label=ins.band(ev.level).label.zh if ev.level is not None else None,
-            rules=rules, problems=tuple(ev.problems), trace=tuple(ev.trace))
+            rules=rules, problems=tuple(ev.problems), trace=tuple(ev.trace),
+            categories={c.id: None if ev.categories.get(c.id) is None
+                        else {"value": ev.categories[c.id], "label": c.label_of(ev.categories[c.id]).zh}
+                        for c in ins.categories})
 
     def to_dict(self) -> dict:
         return {
@@ -59,6 +63,7 @@ class Result:
             "rules": [r.__dict__ for r in self.rules],
             "problems": [p.to_dict() for p in self.problems],
             "trace": [dict(s) for s in self.trace],
+            **({"categories": dict(self.categories)} if self.categories else {}),
         }
 
     def summary_zh(self) -> str:

@@ -57,7 +57,7 @@ cdef int32_t NULL_SCORE = -2147483648
 cdef struct PlanC:
     # Raw pointers into the KernelPlan's arrays, so the loop needs no Python object.
     int n_q, n_items, n_domains, n_scores, n_groups, n_bands, n_atoms, n_rules, n_constraints
-    int level_value, raise_sum, max_level, n_values, n_flags, item_values
+    int level_value, raise_sum, max_level, n_values, n_flags, item_values, n_cats
     const uint8_t* required
     const uint8_t* need_idx
     const int16_t* code_table      # [Q, CODE_SPAN] option index or BAD
@@ -86,6 +86,9 @@ cdef struct PlanC:
     const int32_t* rule_raise
     const int8_t* rule_set_level
     const int64_t* constraint_field
+    const int64_t* cat_case_start
+    const int8_t* cat_case_value
+    const int8_t* cat_otherwise
 
 
 cdef const void* _ptr(arr) except? NULL:
@@ -116,7 +119,8 @@ cdef class KernelPlan:
         c.n_bands = len(plan.band_min)
         c.n_atoms = len(plan.atom_kind)
         c.n_rules = plan.n_rules
-        c.n_constraints = n_programs - plan.n_rules
+        c.n_constraints = plan.n_constraints
+        c.n_cats = len(plan.cat_otherwise)
         c.level_value = plan.level_value
         c.raise_sum = plan.raise_sum
         c.max_level = plan.max_level
@@ -151,6 +155,9 @@ cdef class KernelPlan:
         c.rule_raise = <const int32_t*>_ptr(plan.rule_raise)
         c.rule_set_level = <const int8_t*>_ptr(plan.rule_set_level)
         c.constraint_field = <const int64_t*>_ptr(plan.constraint_field)
+        c.cat_case_start = <const int64_t*>_ptr(plan.cat_case_start)
+        c.cat_case_value = <const int8_t*>_ptr(plan.cat_case_value)
+        c.cat_otherwise = <const int8_t*>_ptr(plan.cat_otherwise)
 
 
 ctypedef fused code_t:
@@ -392,7 +399,7 @@ cdef void eval_program(const PlanC* p, Work* w, Py_ssize_t k, Py_ssize_t m, uint
 cdef void score_range(const PlanC* p, const uintptr_t* col_ptr, const int8_t* col_kind,
                       const uintptr_t* valid_ptr, const int64_t* valid_off, const uint8_t** flags,
                       int32_t* domains, int32_t* scores, int8_t* level_initial, int8_t* level,
-                      uint32_t* rules, uint8_t* status, int16_t* error_field,
+                      uint32_t* rules, uint8_t* status, int16_t* error_field, int8_t* cats,
                       Py_ssize_t start, Py_ssize_t stop, Work* w, uint8_t* truth) noexcept nogil:
     cdef Py_ssize_t c0, m, q, r, row, k, j, b
     cdef int16_t i
@@ -537,13 +544,26 @@ cdef void score_range(const PlanC* p, const uintptr_t* col_ptr, const int8_t* co
                         elif p.rule_raise[k] > up:
                             up = p.rule_raise[k]
             level[row] = setter if setter >= 0 else min(p.max_level, lvl + up)
+        # 6. Categories (only instruments that define them): first case that holds, for ok rows.
+        for k in range(p.n_cats):
+            for r in range(m):
+                cats[(c0 + r) * p.n_cats + k] = -1
+            for j in range(p.cat_case_start[k], p.cat_case_start[k + 1]):
+                eval_program(p, w, p.n_rules + p.n_constraints + j, m, truth)
+                for r in range(m):
+                    if truth[r] and status[c0 + r] == S_OK and cats[(c0 + r) * p.n_cats + k] < 0:
+                        cats[(c0 + r) * p.n_cats + k] = p.cat_case_value[j]
+            if p.cat_otherwise[k] >= 0:
+                for r in range(m):
+                    if status[c0 + r] == S_OK and cats[(c0 + r) * p.n_cats + k] < 0:
+                        cats[(c0 + r) * p.n_cats + k] = p.cat_otherwise[k]
         c0 += m
 
 
 def score_rows(KernelPlan plan, const uint64_t[::1] col_ptr, const int8_t[::1] col_kind,
                const uint64_t[::1] valid_ptr, const int64_t[::1] valid_off, const uint64_t[::1] flag_ptr,
                int32_t[:, ::1] domains, int32_t[:, ::1] scores, int8_t[::1] level_initial, int8_t[::1] level,
-               uint32_t[::1] rules, uint8_t[::1] status, int16_t[::1] error_field,
+               uint32_t[::1] rules, uint8_t[::1] status, int16_t[::1] error_field, int8_t[:, ::1] categories,
                Py_ssize_t start, Py_ssize_t stop):
     """Score rows start … stop-1 into the output arrays, without the GIL.
 
@@ -556,7 +576,7 @@ def score_rows(KernelPlan plan, const uint64_t[::1] col_ptr, const int8_t[::1] c
     if p.n_q != col_ptr.shape[0] or p.n_flags > flag_ptr.shape[0] or not (0 <= start <= stop <= n):
         raise ValueError("columns or row range do not match the plan")
     if domains.shape[0] != n or scores.shape[0] != n or domains.shape[1] != p.n_domains \
-            or scores.shape[1] != p.n_scores:
+            or scores.shape[1] != p.n_scores or categories.shape[0] != n or categories.shape[1] != p.n_cats:
         raise ValueError("output arrays do not match the plan")
     cdef Work w
     cdef Py_ssize_t depth = max(plan.max_program, 1) + 4   # the stack also holds one int32 row of sums
@@ -588,6 +608,7 @@ def score_rows(KernelPlan plan, const uint64_t[::1] col_ptr, const int8_t[::1] c
                             &domains[0, 0] if domains.shape[1] else <int32_t*>NULL,
                             &scores[0, 0] if scores.shape[1] else <int32_t*>NULL,
                             &level_initial[0], &level[0], &rules[0], &status[0], &error_field[0],
+                            &categories[0, 0] if categories.shape[1] else <int8_t*>NULL,
                             start, stop, &w, truth)
                 for k in range(start, stop):
                     bad += status[k] != S_OK

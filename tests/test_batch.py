@@ -77,7 +77,17 @@ def _expected(ins, row) -> dict:
 
 def _columns(ins):
     return ([d.id for d in ins.domains] + [s.id for s in ins.scores] + ["level_initial", "level", "rules"]
-            + [f"rule_{r.id}" for r in ins.rules] + ["status", "error_field"])
+            + [f"rule_{r.id}" for r in ins.rules] + [c.id for c in ins.categories] + ["status", "error_field"])
+
+
+def test_category_columns_follow_the_rule_flags():
+    """Instruments with categories (Katz letter grades) add one int8 column per category."""
+    katz = assess.load_instrument("katz-1963")
+    t = pa.table({i.id: pa.array([1, 0], pa.int8()) for i in katz.items})
+    out = assess.score(katz, t)
+    assert out.schema.names == _columns(katz)
+    assert out.column("katz_grade").to_pylist() == [0, 6]          # A, G (reference katz-lawton.md §1.3)
+    assert out.column("level").to_pylist() == [0, 2]
 
 
 @pytest.mark.parametrize("kind", KINDS)

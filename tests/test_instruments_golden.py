@@ -85,6 +85,8 @@ def test_golden_case(golden, case):
     assert [r.id for r in result.rules] == exp.get("rules", [])
     if "label" in exp:
         assert result.level_label == exp["label"]
+    for cat, label in (exp.get("categories") or {}).items():   # category id → label, or null for none
+        assert (result.categories[cat] or {}).get("label") == label, cat
     for name, value in (case.get("settings") or {}).items():
         assert result.settings[f"{golden['instrument']}.{name.rpartition('.')[2]}"] == str(value)
 

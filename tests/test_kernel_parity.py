@@ -112,6 +112,10 @@ def test_kernel_equals_reference_under_every_setting(instrument_id, seed):
     ok = raw["status"] == _reference.OK
     seen = set(raw["rules"][ok].tolist())
     assert len(seen) == 2 ** len(base.rules), f"rule combinations seen: {sorted(seen)}"
+    # every case of every category (e.g. each Katz letter grade) occurs among valid rows
+    for j, cat in enumerate(base.categories):
+        values = set(raw["categories"][ok, j].tolist())
+        assert {v for v, _, _ in cat.cases} <= values, f"{cat.id}: values seen {sorted(values)}"
 
 
 @pytest.mark.parametrize("instrument_id", INSTRUMENTS)
