@@ -9,6 +9,7 @@ own scanner (``icd10_cells``), which implements the grammar of ``assess.icd10`` 
 """
 from __future__ import annotations
 
+import functools
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -28,7 +29,7 @@ MISSING, BAD = -1, -2
 class Inputs:
     """Pointers and kinds for every plan question; holds the arrays so the pointers stay valid."""
 
-    def __init__(self, kernel, plan: Plan, batch: pa.RecordBatch):
+    def __init__(self, kernel, plan: Plan, batch: pa.RecordBatch, threads: int = 1):
         n_q = len(plan.questions)
         self.keep: list = []
         self.col_ptr = np.zeros(n_q, np.uint64)
@@ -42,7 +43,8 @@ class Inputs:
                 continue
             col = batch.column(qid)
             if q in plan.icd10:
-                state, col_flags = _icd10(kernel, col, bool(plan.required[q]), [r for fq, r in plan.flags if fq == q])
+                state, col_flags = _icd10(kernel, col, bool(plan.required[q]), [r for fq, r in plan.flags if fq == q],
+                                          threads)
                 self._index(q, state)
                 flags.extend(col_flags)
             else:
@@ -114,16 +116,33 @@ def _map_other(plan: Plan, q: int, col: pa.Array) -> np.ndarray:
     return out
 
 
+@functools.lru_cache(maxsize=64)
+def _category_table(ranges: tuple) -> np.ndarray:
+    names = [f"{chr(65 + k // 100)}{k % 100:02d}" for k in range(2600)]
+    return np.asarray([icd10.in_ranges(c, ranges) is not None for c in names], np.uint8)
+
+
 def _categories(ranges_per_flag: list) -> np.ndarray:
     """One 0/1 table per flag over the 2,600 categories A00 … Z99 (letter index * 100 + number)."""
-    names = [f"{chr(65 + k // 100)}{k % 100:02d}" for k in range(2600)]
     table = np.zeros((len(ranges_per_flag), 2600), np.uint8)
     for f, ranges in enumerate(ranges_per_flag):
-        table[f] = [icd10.in_ranges(c, ranges) is not None for c in names]
+        table[f] = _category_table(tuple(tuple(r) for r in ranges))
     return table
 
 
-def _icd10(kernel, col: pa.Array, required: bool, ranges_per_flag: list) -> tuple[np.ndarray, list[np.ndarray]]:
+def _split(work, n: int, threads: int) -> None:
+    """Run work(start, stop) over n rows, on several threads when the batch is large enough."""
+    threads = max(1, min(threads, n // 65536 or 1))
+    if threads == 1:
+        work(0, n)
+        return
+    bounds = np.linspace(0, n, threads + 1).astype(int)
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda k: work(bounds[k], bounds[k + 1]), range(threads)))
+
+
+def _icd10(kernel, col: pa.Array, required: bool, ranges_per_flag: list,
+           threads: int = 1) -> tuple[np.ndarray, list[np.ndarray]]:
     """State (0 read, MISSING, BAD) and one 0/1 flag array per condition of an ICD-10 column."""
     n = len(col)
     state = np.zeros(n, np.int16)
@@ -135,10 +154,11 @@ def _icd10(kernel, col: pa.Array, required: bool, ranges_per_flag: list) -> tupl
     elif pa.types.is_string(col.type):
         validity, offsets, data = col.buffers()
         offs = np.frombuffer(offsets, np.int32, count=col.offset + n + 1)[col.offset:]
-        kernel.icd10_cells(np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8), offs,
-                           np.frombuffer(validity, np.uint8) if validity is not None and col.null_count
-                           else np.zeros(0, np.uint8),
-                           col.offset, n, required, _categories(ranges_per_flag), state, flags)
+        args = (np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8), offs,
+                np.frombuffer(validity, np.uint8) if validity is not None and col.null_count
+                else np.zeros(0, np.uint8),
+                col.offset, n, required, _categories(ranges_per_flag), state, flags)
+        _split(lambda a, b: kernel.icd10_cells(*args, a, b), n, threads)
     else:
         # Lists of codes (or anything else): rare in files, read exactly as the reference does.
         from ._reference import holds, _read_icd10
@@ -157,26 +177,24 @@ def _icd10(kernel, col: pa.Array, required: bool, ranges_per_flag: list) -> tupl
 def run(kernel, kplan, plan: Plan, batch: pa.RecordBatch, threads: int) -> dict:
     """Score one record batch with the kernel, splitting the rows across threads."""
     n = batch.num_rows
-    inputs = Inputs(kernel, plan, batch)
+    inputs = Inputs(kernel, plan, batch, threads)
+    # Per-column outputs are written column-major and handed out as (n, columns) views, so that
+    # each output column is contiguous (Arrow takes it without a copy).
+    columns = {"domains": np.empty((plan.n_domains, n), np.int32), "scores": np.empty((plan.n_scores, n), np.int32),
+               "categories": np.empty((len(plan.cat_otherwise), n), np.int8)}
     out = {
-        "domains": np.empty((n, plan.n_domains), np.int32),
-        "scores": np.empty((n, plan.n_scores), np.int32),
+        "domains": columns["domains"].T,
+        "scores": columns["scores"].T,
         "level_initial": np.empty(n, np.int8),
         "level": np.empty(n, np.int8),
         "rules": np.empty(n, np.uint32),
         "status": np.empty(n, np.uint8),
         "error_field": np.empty(n, np.int16),
-        "categories": np.empty((n, len(plan.cat_otherwise)), np.int8),
+        "categories": columns["categories"].T,
     }
     args = (kplan, inputs.col_ptr, inputs.col_kind, inputs.valid_ptr, inputs.valid_off, inputs.flag_ptr,
-            out["domains"], out["scores"], out["level_initial"], out["level"], out["rules"], out["status"],
-            out["error_field"], out["categories"])
-    threads = max(1, min(threads, n // 65536 or 1))
-    if threads == 1:
-        kernel.score_rows(*args, 0, n)
-        return out
-    bounds = np.linspace(0, n, threads + 1).astype(int)
-    with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(lambda k: kernel.score_rows(*args, bounds[k], bounds[k + 1]), range(threads)))
+            columns["domains"], columns["scores"], out["level_initial"], out["level"], out["rules"], out["status"],
+            out["error_field"], columns["categories"])
+    _split(lambda a, b: kernel.score_rows(*args, a, b), n, threads)
     return out
 

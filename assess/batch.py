@@ -100,19 +100,21 @@ def score_table(ins: m.Instrument, table, kernel=None, threads: int | None = Non
 
 
 def to_arrow(ins: m.Instrument, raw: dict) -> pa.Table:
-    """Build the output table from a backend's raw arrays."""
+    """Build the output table from a backend's raw arrays.
+
+    Scores and levels are null only where something is missing or not allowed, so when every row
+    is ok and every item required (the common case in a clean file) no null masks are built.
+    """
     schema = output_schema(ins)
-    cols = []
     null = _reference.NULL_SCORE
-    for j in range(len(ins.domains)):
-        v = raw["domains"][:, j]
-        cols.append(pa.array(v, pa.int32(), mask=v == null))
-    for j in range(len(ins.scores)):
-        v = raw["scores"][:, j]
-        cols.append(pa.array(v, pa.int32(), mask=v == null))
-    for name in ("level_initial", "level"):
-        v = raw[name]
-        cols.append(pa.array(v, pa.int8(), mask=v < 0))
+    clean = not raw["status"].any() and all(i.required for i in ins.items)
+
+    def column(v, typ, is_null):
+        return pa.array(v, typ) if clean else pa.array(v, typ, mask=is_null(v))
+
+    cols = [column(raw["domains"][:, j], pa.int32(), lambda v: v == null) for j in range(len(ins.domains))]
+    cols += [column(raw["scores"][:, j], pa.int32(), lambda v: v == null) for j in range(len(ins.scores))]
+    cols += [column(raw[name], pa.int8(), lambda v: v < 0) for name in ("level_initial", "level")]
     rules = raw["rules"]
     cols.append(pa.array(rules, pa.uint32()))
     for i in range(len(ins.rules)):
@@ -120,10 +122,11 @@ def to_arrow(ins: m.Instrument, raw: dict) -> pa.Table:
     for j in range(len(ins.categories)):
         v = raw["categories"][:, j]
         cols.append(pa.array(v, pa.int8(), mask=v < 0))
-    cols.append(pa.DictionaryArray.from_arrays(pa.array(raw["status"].astype(np.int8)),
+    cols.append(pa.DictionaryArray.from_arrays(pa.array(raw["status"].view(np.int8)),
                                                pa.array(_reference.STATUS_NAMES)))
     err = raw["error_field"]
-    cols.append(pa.DictionaryArray.from_arrays(pa.array(err, pa.int16(), mask=err < 0),
+    cols.append(pa.DictionaryArray.from_arrays(pa.nulls(len(err), pa.int16()) if clean   # ok rows: no field
+                                               else pa.array(err, pa.int16(), mask=err < 0),
                                                pa.array(list(ins._questions), pa.string())))
     return pa.Table.from_arrays(cols, schema=schema)
 

@@ -400,7 +400,9 @@ cdef void score_range(const PlanC* p, const uintptr_t* col_ptr, const int8_t* co
                       const uintptr_t* valid_ptr, const int64_t* valid_off, const uint8_t** flags,
                       int32_t* domains, int32_t* scores, int8_t* level_initial, int8_t* level,
                       uint32_t* rules, uint8_t* status, int16_t* error_field, int8_t* cats,
-                      Py_ssize_t start, Py_ssize_t stop, Work* w, uint8_t* truth) noexcept nogil:
+                      Py_ssize_t n, Py_ssize_t start, Py_ssize_t stop, Work* w, uint8_t* truth) noexcept nogil:
+    # domains, scores and cats are column-major ([column * n + row]): each output column is one
+    # contiguous array that Arrow takes without copying.
     cdef Py_ssize_t c0, m, q, r, row, k, j, b
     cdef int16_t i
     cdef int16_t* col
@@ -455,7 +457,7 @@ cdef void score_range(const PlanC* p, const uintptr_t* col_ptr, const int8_t* co
                 a = acc[r]
                 vn[r] = (a & 0xFFFF) != 0
                 v[r] = 0 if vn[r] else a >> 16
-                domains[(c0 + r) * p.n_domains + k] = NULL_SCORE if vn[r] else v[r]
+                domains[k * n + c0 + r] = NULL_SCORE if vn[r] else v[r]
         if p.item_values:
             for q in range(p.n_items):
                 col = w.idx + q * CHUNK
@@ -477,7 +479,7 @@ cdef void score_range(const PlanC* p, const uintptr_t* col_ptr, const int8_t* co
                     v[r] += pv[r]
                     vn[r] |= pn[r]
             for r in range(m):
-                scores[(c0 + r) * p.n_scores + (k - p.n_domains)] = NULL_SCORE if vn[r] else v[r]
+                scores[(k - p.n_domains) * n + c0 + r] = NULL_SCORE if vn[r] else v[r]
         # 4. Rules and constraints.
         eval_atoms(p, w, flags, c0, m)
         for r in range(m):
@@ -547,16 +549,16 @@ cdef void score_range(const PlanC* p, const uintptr_t* col_ptr, const int8_t* co
         # 6. Categories (only instruments that define them): first case that holds, for ok rows.
         for k in range(p.n_cats):
             for r in range(m):
-                cats[(c0 + r) * p.n_cats + k] = -1
+                cats[k * n + c0 + r] = -1
             for j in range(p.cat_case_start[k], p.cat_case_start[k + 1]):
                 eval_program(p, w, p.n_rules + p.n_constraints + j, m, truth)
                 for r in range(m):
-                    if truth[r] and status[c0 + r] == S_OK and cats[(c0 + r) * p.n_cats + k] < 0:
-                        cats[(c0 + r) * p.n_cats + k] = p.cat_case_value[j]
+                    if truth[r] and status[c0 + r] == S_OK and cats[k * n + c0 + r] < 0:
+                        cats[k * n + c0 + r] = p.cat_case_value[j]
             if p.cat_otherwise[k] >= 0:
                 for r in range(m):
-                    if status[c0 + r] == S_OK and cats[(c0 + r) * p.n_cats + k] < 0:
-                        cats[(c0 + r) * p.n_cats + k] = p.cat_otherwise[k]
+                    if status[c0 + r] == S_OK and cats[k * n + c0 + r] < 0:
+                        cats[k * n + c0 + r] = p.cat_otherwise[k]
         c0 += m
 
 
@@ -575,8 +577,9 @@ def score_rows(KernelPlan plan, const uint64_t[::1] col_ptr, const int8_t[::1] c
     cdef Py_ssize_t n = status.shape[0]
     if p.n_q != col_ptr.shape[0] or p.n_flags > flag_ptr.shape[0] or not (0 <= start <= stop <= n):
         raise ValueError("columns or row range do not match the plan")
-    if domains.shape[0] != n or scores.shape[0] != n or domains.shape[1] != p.n_domains \
-            or scores.shape[1] != p.n_scores or categories.shape[0] != n or categories.shape[1] != p.n_cats:
+    # Column-major outputs: one row of the (columns, n) array per output column.
+    if domains.shape[1] != n or scores.shape[1] != n or domains.shape[0] != p.n_domains \
+            or scores.shape[0] != p.n_scores or categories.shape[1] != n or categories.shape[0] != p.n_cats:
         raise ValueError("output arrays do not match the plan")
     cdef Work w
     cdef Py_ssize_t depth = max(plan.max_program, 1) + 4   # the stack also holds one int32 row of sums
@@ -605,11 +608,11 @@ def score_rows(KernelPlan plan, const uint64_t[::1] col_ptr, const int8_t[::1] c
             with nogil:
                 score_range(p, <const uintptr_t*>&col_ptr[0], &col_kind[0], <const uintptr_t*>&valid_ptr[0],
                             &valid_off[0], flags,
-                            &domains[0, 0] if domains.shape[1] else <int32_t*>NULL,
-                            &scores[0, 0] if scores.shape[1] else <int32_t*>NULL,
+                            &domains[0, 0] if domains.shape[0] else <int32_t*>NULL,
+                            &scores[0, 0] if scores.shape[0] else <int32_t*>NULL,
                             &level_initial[0], &level[0], &rules[0], &status[0], &error_field[0],
-                            &categories[0, 0] if categories.shape[1] else <int8_t*>NULL,
-                            start, stop, &w, truth)
+                            &categories[0, 0] if categories.shape[0] else <int8_t*>NULL,
+                            n, start, stop, &w, truth)
                 for k in range(start, stop):
                     bad += status[k] != S_OK
     finally:
@@ -646,8 +649,17 @@ cdef inline uint32_t next_cp(const uint8_t* s, Py_ssize_t end, Py_ssize_t* pos) 
     return cp
 
 
+cdef uint8_t ASCII_SPACE[128]
+cdef uint8_t ASCII_SEP[128]
+for _c in range(128):
+    ASCII_SPACE[_c] = (0x09 <= _c <= 0x0D) or (0x1C <= _c <= 0x20)
+    ASCII_SEP[_c] = _c in (0x3B, 0x2C, 0x20) or (0x09 <= _c <= 0x0D)
+
+
 cdef inline bint py_space(uint32_t cp) noexcept nogil:
     # Exactly the code points for which Python's str.isspace() is true.
+    if cp < 128:
+        return ASCII_SPACE[cp]
     return ((0x09 <= cp <= 0x0D) or (0x1C <= cp <= 0x20) or cp == 0x85 or cp == 0xA0 or cp == 0x1680
             or (0x2000 <= cp <= 0x200A) or cp == 0x2028 or cp == 0x2029 or cp == 0x202F or cp == 0x205F
             or cp == 0x3000)
@@ -655,6 +667,8 @@ cdef inline bint py_space(uint32_t cp) noexcept nogil:
 
 cdef inline bint separator(uint32_t cp) noexcept nogil:
     # assess.icd10.SEPARATORS
+    if cp < 128:
+        return ASCII_SEP[cp]
     return (cp == 0x3B or cp == 0x2C or cp == 0xFF1B or cp == 0xFF0C or cp == 0x3001 or cp == 0x20
             or (0x09 <= cp <= 0x0D) or cp == 0x3000 or cp == 0xA0)
 
@@ -692,8 +706,9 @@ cdef inline int code_category(const uint8_t* t, Py_ssize_t n) noexcept nogil:
 
 def icd10_cells(const uint8_t[::1] data, offsets, const uint8_t[::1] valid, Py_ssize_t valid_off,
                 Py_ssize_t n, bint required, const uint8_t[:, ::1] categories,
-                int16_t[::1] state, uint8_t[:, ::1] flags):
-    """Read n ICD-10 cells of an Arrow string array (int32 offsets; validity may be empty).
+                int16_t[::1] state, uint8_t[:, ::1] flags, Py_ssize_t start=0, Py_ssize_t stop=-1):
+    """Read ICD-10 cells start … stop-1 (default all n) of an Arrow string array (int32 offsets;
+    validity may be empty), without the GIL, so that threads can share the rows.
 
     state: 0 read (possibly no codes), MISSING (blank, only when required), BAD (a malformed code).
     flags[f, row]: 1 when a code of the row falls in category table f (26 letters x 100 numbers).
@@ -707,8 +722,12 @@ def icd10_cells(const uint8_t[::1] data, offsets, const uint8_t[::1] valid, Py_s
     if off.shape[0] < n + 1 or state.shape[0] < n or flags.shape[1] < n or flags.shape[0] != n_flags \
             or categories.shape[1] != 2600:
         raise ValueError("ICD-10 buffers do not match")
+    if stop < 0:
+        stop = n
+    if not 0 <= start <= stop <= n:
+        raise ValueError("row range outside the column")
     with nogil:
-        for row in range(n):
+        for row in range(start, stop):
             for f in range(n_flags):
                 flags[f, row] = 0
             if has_valid and not (valid[(valid_off + row) >> 3] >> ((valid_off + row) & 7)) & 1:
