@@ -6,7 +6,7 @@ SQLite, recognise p99 ≤ 5 ms with 12 M records stored).
 Rows default to 200 000 (12 M takes long). PostgreSQL runs too when ASSESS_TEST_PG_URL is set.
 The screening output is a few thousand rows scored by the reference scorer, tiled with distinct
 synthetic identity numbers, so every row is a new person and a new record. It is written once per
-size to ``$ASSESS_BENCH_CACHE`` (default ``/tmp/assess-bench``) and reused. Besides the wall-clock
+size to ``/tmp/assess-bench/`` and reused. Besides the wall-clock
 rate the import prints its CPU seconds (this process and the import's workers): other jobs on a
 shared machine stretch the first, hardly the second.
 """
@@ -18,6 +18,7 @@ import random
 import resource
 import statistics
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -54,7 +55,7 @@ def id_numbers(n: int) -> np.ndarray:
 @pytest.fixture(scope="module")
 def parquet():
     ids = id_numbers(ROWS)
-    cache = Path(os.environ.get("ASSESS_BENCH_CACHE", "/tmp/assess-bench"))
+    cache = Path(tempfile.gettempdir()) / "assess-bench"
     path = cache / f"screen-{ROWS}.parquet"
     if path.exists():
         return path, ids

@@ -81,17 +81,20 @@ def init_cmd(ctx, as_json):
 @click.option("--instrument", default="gbt42195-2022", show_default=True)
 @click.option("--version", default=None, help="Instrument version the screening used (default newest).")
 @click.option("--set", "pairs", multiple=True, metavar="NAME=VALUE", help="A setting the screening used.")
-@click.option("--batch-size", default=50_000, show_default=True, type=click.IntRange(1))
+@click.option("--batch-size", default=100_000, show_default=True, type=click.IntRange(1))
+@click.option("--workers", default=0, show_default=True, type=click.IntRange(0),
+              help="Processes that hash and encrypt while this one writes (helps only with idle cores).")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @_errors
 def import_cmd(ctx, parquet, assessed_on, organisation, reason, assessors, instrument, version, pairs, batch_size,
-               as_json):
+               workers, as_json):
     """Import the status-ok rows of a screening output (idempotent, resumable)."""
     from ..cli import _settings
     rep = _store(ctx).import_parquet(parquet, instrument=instrument, version=version, settings=_settings(pairs),
                                      assessed_on=assessed_on, assessors=list(assessors),
-                                     organisation=organisation, reason=reason, batch_size=batch_size)
+                                     organisation=organisation, reason=reason, batch_size=batch_size,
+                                     workers=workers)
     if as_json:
         _dump(rep.to_dict())
         return

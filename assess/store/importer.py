@@ -13,9 +13,8 @@ and running the import again completes it.
 Answers and scores are turned into canonical JSON column-wise with Arrow, so that the per-row
 Python work is only the keyed hash, the encryption, the record id, the record digest and the
 field checks (hash states of the parts every row shares are computed once). That work runs in
-worker processes (``workers``; by default two on files of 200 000 rows or more) while this
-process writes the previous batch: the database write and the hashing each take about half of
-the time. Workers get the secrets through a pipe, never through the environment or argv, and
+worker processes when asked (``workers``) while this process writes the previous batch: the
+database write and the hashing each take about half of the time. Workers get the secrets through a pipe, never through the environment or argv, and
 nothing they do is logged. SQLite gets a large page cache for the import (the one index takes
 random writes); PostgreSQL gets each batch by COPY into a temporary table, then one INSERT … ON
 CONFLICT DO NOTHING.
@@ -120,8 +119,14 @@ def _int_text(col) -> pa.Array:
 
 def import_parquet(store, path, *, instrument: str = "gbt42195-2022", version: str | None = None, settings=None,
                    assessed_on, assessors, organisation: str, reason: str, batch_size: int = 100_000,
-                   workers: int | None = None, progress=None) -> ImportReport:
-    """Import the status-ok rows of ``path``; ``workers`` processes hash and encrypt (0 = in this one)."""
+                   workers: int | None = 0, progress=None) -> ImportReport:
+    """Import the status-ok rows of ``path``.
+
+    ``workers`` processes hash and encrypt while this one writes: 0 (the default) does it all here;
+    None picks two for files of 200 000 rows or more. On a shared 2-core machine workers cost ~10 µs
+    a row of pickling and gained nothing (the other core was busy); they pay off only with idle
+    cores. Workers are spawned, so a script that asks for them needs the ``__main__`` guard.
+    """
     path = Path(path)
     if reason not in records.REASONS:
         raise store_error(StoreCode.STORE_003, "import", name="reason", fix=f"Use one of {', '.join(records.REASONS)}.")
