@@ -8,7 +8,7 @@ or a full-width digit) are marked ``SLOW`` and decided by the pure-Python code t
 so the result is the same with or without this module (``assess.idnumber.check``,
 ``assess.screen.checks``; tests/screen/test_screen_fast.py compares both).
 
-The hash set of identity numbers (:class:`IdSet`) keeps 12 bytes per slot, at most 70 % full.
+The hash set of identity numbers (:class:`IdSet`) keeps 12 bytes per slot, at most 75 % full.
 """
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free
@@ -288,7 +288,7 @@ cdef inline uint64_t mix(uint64_t x) noexcept nogil:
 
 cdef class IdSet:
     """Identity keys (non-negative int64) seen so far and the input line of each: open addressing,
-    linear probing, 12 bytes a slot, doubled when 70 % full."""
+    linear probing, 12 bytes a slot, doubled when 75 % full."""
 
     cdef int64_t* keys
     cdef uint32_t* lines
@@ -351,7 +351,7 @@ cdef class IdSet:
         cdef uint32_t f
         i = 0
         while i < n:
-            while (self.count + min(n - i, 65536)) * 10 > self.size * 7:
+            while (self.count + min(n - i, 65536)) * 4 > self.size * 3:
                 self._grow()
             step = min(n - i, 65536)
             with nogil:

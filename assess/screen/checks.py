@@ -46,8 +46,8 @@ def record(line, column, field, value, code: Code, severity=ERROR, **kw) -> dict
 class Duplicates:
     """Identity numbers of the rows scored so far (17 body digits as int64) and their lines.
 
-    Compiled: a hash set (kernels/screen.pyx), 12 bytes a slot, at most 70 % full: 12 M people
-    take 384 MB at most. Pure Python: sorted arrays, 16 bytes a person, a binary search per row.
+    Compiled: a hash set (kernels/screen.pyx), 12 bytes a slot, at most 75 % full: 12 M people
+    fit 2^24 slots (192 MB). Pure Python: sorted arrays, 16 bytes a person, a binary search per row.
     """
 
     def __init__(self):
