@@ -20,12 +20,12 @@ from .score import score as _score
 EXTRA_HINT = "pip install 'assess[dask]'"
 
 
-def _dask_dataframe():
+def _make_meta():
     try:
-        import dask.dataframe as dd
+        from dask.dataframe.utils import make_meta
     except ImportError as exc:
         raise ImportError(f"assess.dask needs dask[dataframe], which is not installed: {EXTRA_HINT}") from exc
-    return dd
+    return make_meta
 
 
 @functools.lru_cache(maxsize=8)
@@ -52,7 +52,7 @@ def score(ddf, instrument_id: str, *, settings: Mapping | None = None, keep: Seq
     ``settings`` is a plain dict of instrument settings, checked here before any task runs.
     ``threads`` is the kernel's thread count per partition; Dask's workers give the parallelism.
     """
-    dd = _dask_dataframe()
+    make_meta = _make_meta()
     ins = resolve(instrument_id, settings)
     names = list(ddf.columns)
     keep = tuple(names if keep is None else keep)
@@ -65,5 +65,5 @@ def score(ddf, instrument_id: str, *, settings: Mapping | None = None, keep: Seq
                          "Rename them or leave them out of keep.")
     settings_key = tuple(sorted((str(k), v) for k, v in (settings or {}).items()))
     args = (instrument_id, settings_key, keep, int(threads))
-    meta = _score_partition(dd.utils.make_meta(ddf), *args)
+    meta = _score_partition(make_meta(ddf), *args)
     return ddf.map_partitions(_score_partition, *args, meta=meta)

@@ -11,7 +11,7 @@ from assess import spark as aspark
 
 @pytest.mark.parametrize("module, blocked, extra", [
     (aspark, ("pyspark", "pyspark.sql", "pyspark.sql.types"), "assess[spark]"),
-    (adask, ("dask", "dask.dataframe"), "assess[dask]"),
+    (adask, ("dask", "dask.dataframe", "dask.dataframe.utils"), "assess[dask]"),
 ])
 def test_missing_extra_names_it(monkeypatch, module, blocked, extra):
     for name in blocked:

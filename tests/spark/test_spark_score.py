@@ -115,3 +115,26 @@ def test_instrument_loaded_once_per_worker(ins):
         assert sum(b.num_rows for b in out) == 100
     info = aspark._instrument.cache_info()
     assert (info.misses, info.hits) == (1, 2)
+
+
+def test_odd_column_types_never_fail_a_task(spark, ins, tmp_path):
+    """Hive column types nobody should use for codes (decimal, double, boolean, date, array) come
+    back as rows with a status, exactly as assess.score reads them, never as a failed task."""
+    table = screening_table(2_000, seed=6)
+    odd = {"B.1.1": pa.decimal128(10, 0), "B.1.2": pa.float64(), "B.1.3": pa.bool_()}
+    for name, typ in odd.items():
+        col = table.column(name)
+        numeric = pc.match_substring_regex(col, r"^[0-9]+$")
+        ints = pc.if_else(numeric, col, pa.scalar(None, pa.string())).cast(pa.int32())
+        table = table.set_column(table.schema.get_field_index(name), name,
+                                 pc.greater(ints, 0) if typ == pa.bool_() else ints.cast(typ))
+    table = table.set_column(table.schema.get_field_index("B.1.4"), "B.1.4",
+                             pa.array([None] * table.num_rows, pa.date32()))
+    icd = [None if s is None else s.split(";") for s in table.column("A.4.1").to_pylist()]
+    table = table.set_column(table.schema.get_field_index("A.4.1"), "A.4.1", pa.array(icd, pa.list_(pa.string())))
+    df = to_spark(spark, table, tmp_path / "odd", parts=2)
+    got = collect_arrow(aspark.score(df, GBT, keep=["row_id"]))
+    assert_rows_equal(got, table, ins)
+    # A decimal or boolean column holds no option code (cast decimals to int first), a date column
+    # of nulls is unanswered: every row has a status saying so, and no task failed.
+    assert set(got.column("status").to_pylist()) == {"not_allowed", "incomplete"}
