@@ -45,9 +45,12 @@ def _columns(ins, header: str) -> list[tuple[str, str]]:
 
 
 def generate(instrument="gbt42195-2022", rows: int = 1000, *, seed: int = 0, bad_share: float = 0.0,
-             as_of: dt.date | None = None, header: str = "labels", kinds=BAD_KINDS, start: int = 0):
+             as_of: dt.date | None = None, header: str = "labels", kinds=BAD_KINDS, start: int = 0,
+             used: np.ndarray | None = None):
     """One chunk of a screening file: (pyarrow Table of text columns, array of fault kind per row,
-    "" for a good row). ``start`` is the index of the first row in the file (for the seed stream)."""
+    "" for a good row). ``start`` is the index of the first row in the file (for the seed stream);
+    ``used`` (from :func:`new_sequence_counts`) carries the sequence codes handed out by earlier
+    chunks of the same file, so that no two people share an identity number."""
     ins = resolve(instrument)
     as_of = as_of or dt.date.today()
     rng = np.random.default_rng([seed, start])
@@ -93,8 +96,9 @@ def generate(instrument="gbt42195-2022", rows: int = 1000, *, seed: int = 0, bad
     age_days = (rng.gamma(2.2, 6.0, n) * 365.25).astype(np.int64) + 60 * 366
     age_days = np.minimum(age_days, 100 * 365)
     birth = np.datetime64(as_of, "D") - age_days
-    region = rng.choice(REGIONS, n)
-    seq = rng.integers(0, 500, n) * 2 + male
+    region_idx = rng.integers(0, len(REGIONS), n)
+    region = np.array(REGIONS)[region_idx]
+    seq = _sequence(region_idx, age_days, male, used if used is not None else new_sequence_counts())
     ids = _id_numbers(region, birth, seq)
     cols["A.2.8"] = ids.astype(object)
     cols["region"] = region.astype(object)
@@ -119,7 +123,31 @@ def generate(instrument="gbt42195-2022", rows: int = 1000, *, seed: int = 0, bad
     return table, kind
 
 
+def new_sequence_counts() -> np.ndarray:
+    """Sequence codes handed out so far, per county, age in days and sex."""
+    return np.zeros((len(REGIONS), 100 * 365 + 1, 2), np.int32)
+
+
+def _sequence(region_idx: np.ndarray, age_days: np.ndarray, male: np.ndarray, used: np.ndarray) -> np.ndarray:
+    """顺序码 as a registry assigns it: distinct among people of one county, birth date and sex (odd
+    for men, even for women), so that a large file holds no accidental duplicate (random codes
+    would give 12 M people some 600,000 of them). The start differs per group, to look random."""
+    group = np.ravel_multi_index((region_idx, age_days, male.astype(np.int64)), used.shape)
+    flat = used.reshape(-1)
+    order = np.argsort(group, kind="stable")
+    g = group[order]
+    first = np.r_[0, np.flatnonzero(g[1:] != g[:-1]) + 1]
+    rank = np.arange(g.size) - np.repeat(first, np.diff(np.r_[first, g.size]))
+    k = np.empty(group.size, np.int64)
+    k[order] = flat[g] + rank
+    np.add.at(flat, group, 1)
+    if k.size and k.max() >= 500:   # pragma: no cover - needs hundreds of people born on one day in one county
+        raise ValueError("more than 500 people of one sex born on one day in one county")
+    return ((k + group * 7919) % 500) * 2 + male
+
+
 def _id_numbers(region: np.ndarray, birth: np.ndarray, seq: np.ndarray) -> np.ndarray:
+
     body = np.char.add(np.char.add(region.astype("U6"), np.char.replace(birth.astype("U10"), "-", "")),
                        np.char.zfill(seq.astype("U3"), 3))
     digits = body.astype("S17").view(np.uint8).reshape(-1, 17).astype(np.int64) - 48
@@ -208,18 +236,19 @@ def write(path, instrument="gbt42195-2022", rows: int = 1000, *, seed: int = 0, 
     try:
         if suffix == ".xlsx":
             table, kind = generate(instrument, rows, seed=seed, bad_share=bad_share, as_of=as_of,
-                                   header=header, kinds=kinds)
+                                   header=header, kinds=kinds, used=new_sequence_counts())
             _write_xlsx(tmp, table, kind)
             all_kinds.append(kind)
         else:
             out = open(tmp, "wb")
+            used = new_sequence_counts()
             try:
                 for start in range(0, max(rows, 1), chunk_rows):
                     k = min(chunk_rows, rows - start)
                     if k <= 0:
                         break
                     table, kind = generate(instrument, k, seed=seed, bad_share=bad_share, as_of=as_of,
-                                           header=header, kinds=kinds, start=start)
+                                           header=header, kinds=kinds, start=start, used=used)
                     all_kinds.append(kind)
                     if suffix == ".parquet":
                         if writer is None:
