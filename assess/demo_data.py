@@ -94,7 +94,8 @@ def generate(instrument="gbt42195-2022", rows: int = 1000, *, seed: int = 0, bad
     # Identity: region + birth date + sequence (odd = male) + MOD 11-2 check character.
     male = rng.random(n) < 0.46
     age_days = (rng.gamma(2.2, 6.0, n) * 365.25).astype(np.int64) + 60 * 366
-    age_days = np.minimum(age_days, 100 * 365)
+    over = age_days > 100 * 365      # the few beyond 100 are spread over 60–100, not piled on one day
+    age_days[over] = 60 * 366 + age_days[over] % (100 * 365 - 60 * 366)
     birth = np.datetime64(as_of, "D") - age_days
     region_idx = rng.integers(0, len(REGIONS), n)
     region = np.array(REGIONS)[region_idx]
