@@ -39,7 +39,7 @@ class Inputs:
         flags: list[np.ndarray] = []
         names = set(batch.schema.names)
         for q, qid in enumerate(plan.questions):
-            if qid not in names:
+            if qid not in names or q in plan.text:   # text fields are stored by the caller, never scored
                 continue
             col = batch.column(qid)
             if q in plan.icd10:

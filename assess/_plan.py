@@ -17,7 +17,8 @@ import numpy as np
 from . import model as m
 
 # Atom kinds (kernels/score.pyx mirrors these numbers).
-ATOM_CODE_IN, ATOM_VALUE_AT_LEAST, ATOM_SUM_AT_LEAST, ATOM_FLAG, ATOM_VALUE_AT_MOST, ATOM_SCORE_BETWEEN = range(6)
+(ATOM_CODE_IN, ATOM_VALUE_AT_LEAST, ATOM_SUM_AT_LEAST, ATOM_FLAG, ATOM_VALUE_AT_MOST, ATOM_SCORE_BETWEEN,
+ ATOM_NEVER) = range(7)
 # Postfix opcodes: push atom k; pop n and push their AND / OR.
 OP_ATOM, OP_AND, OP_OR = 0, 1, 2
 MAX_OPTIONS = 64   # options per question, so a CodeIn atom is one uint64 bit mask
@@ -45,6 +46,7 @@ class Plan:
     opt_value: np.ndarray               # int32
     keys: tuple[tuple[str, ...], ...]   # option keys per question (string columns are mapped with these)
     icd10: tuple[int, ...]              # question indexes of icd10_list fields
+    text: tuple[int, ...]               # question indexes of text fields (never read: absent to the kernel)
     score_part_start: np.ndarray        # int64 [D+S+1] parts of domain d / score s in score_parts
     score_parts: np.ndarray             # int64 indexes into the value vector
     level_value: int                    # index of the level score in the value vector
@@ -75,6 +77,8 @@ class Plan:
     cat_otherwise: np.ndarray           # int8 [K] value when no case holds (-1: none)
     n_domains: int
     n_scores: int
+    skip_item: np.ndarray               # int64 [K] item skipped while program K (after the category cases) holds
+    skip_of_q: np.ndarray               # int16 [Q] index into skip_item, -1 when the question has no skip
 
 
 def _int_code(key: str) -> int | None:
@@ -150,6 +154,8 @@ def compile_plan(ins: m.Instrument) -> Plan:
             atoms.append((ATOM_SCORE_BETWEEN, slot[c.score], 0, c.lo, (), c.hi))
         elif isinstance(c, m.SumAtLeast):
             atoms.append((ATOM_SUM_AT_LEAST, -1, 0, c.at_least, tuple(qi[f] for f in c.fields)))
+        elif isinstance(c, m.Never):
+            atoms.append((ATOM_NEVER, -1, 0, 0, ()))
         elif isinstance(c, m.Icd10In):
             flags.append((qi[c.field], c.ranges))
             atoms.append((ATOM_FLAG, len(flags) - 1, 0, 0, ()))
@@ -171,7 +177,10 @@ def compile_plan(ins: m.Instrument) -> Plan:
 
     from ._reference import _first_field
     case_conds = [cond for cat in ins.categories for _, _, cond in cat.cases]
-    for cond in [r.when for r in ins.rules] + [c.when for c in ins.constraints] + case_conds:
+    skips = [i for i in ins.items if i.skip_when is not None]
+    skip_ids = {i.id for i in skips}
+    for cond in ([r.when for r in ins.rules] + [c.when for c in ins.constraints] + case_conds
+                 + [i.skip_when for i in skips]):
         emit(cond)
         prog_start.append(len(ops))
 
@@ -189,13 +198,15 @@ def compile_plan(ins: m.Instrument) -> Plan:
         questions=questions, n_items=n_items,
         required=np.asarray([q.required for q in qs], np.uint8),
         code_lo=CODE_LO, code_table=code_table, sum_table=sum_table, pack2=pack2,
-        need_idx=np.asarray([k >= n_items or item_values or k in atom_questions for k in range(len(qs))], np.uint8),
+        need_idx=np.asarray([k >= n_items or item_values or k in atom_questions or questions[k] in skip_ids
+                             for k in range(len(qs))], np.uint8),
         opt_start=i64(opt_start), item_values=int(item_values),
         item_domain=i64([[d.id for d in ins.domains].index(i.domain) for i in ins.items]),
         opt_points=np.asarray(opt_points, np.int32),
         opt_value=np.asarray(opt_value, np.int32),
         keys=tuple(tuple(o.key for o in q.options) for q in qs),
         icd10=tuple(i for i, q in enumerate(qs) if isinstance(q, m.Field) and q.type == "icd10_list"),
+        text=tuple(i for i, q in enumerate(qs) if isinstance(q, m.Field) and q.type == "text"),
         score_part_start=i64(part_start), score_parts=i64(parts), level_value=slot[ins.level_score],
         band_min=np.asarray([b.min for b in bands], np.int32), band_max=np.asarray([b.max for b in bands], np.int32),
         band_level=np.asarray([b.level for b in bands], np.int8),
@@ -214,4 +225,6 @@ def compile_plan(ins: m.Instrument) -> Plan:
         cat_case_value=np.asarray([v for c in ins.categories for v, _, _ in c.cases], np.int8),
         cat_otherwise=np.asarray([-1 if c.otherwise is None else c.otherwise[0] for c in ins.categories], np.int8),
         n_domains=len(ins.domains), n_scores=len(ins.scores),
+        skip_item=i64([qi[i.id] for i in skips]),
+        skip_of_q=np.asarray([next((k for k, i in enumerate(skips) if i.id == q), -1) for q in questions], np.int16),
     )

@@ -44,6 +44,8 @@ class Evaluation:
     level: int | None = None
     fired: list = field(default_factory=list)          # FiredRule, in rule order
     categories: dict = field(default_factory=dict)     # category id → value, None when none applies
+    level_reason: m.Text | None = None                 # why an ok total has no level (unclassified span)
+    skipped: list = field(default_factory=list)        # item ids skipped by the instrument's rule
     problems: list = field(default_factory=list)       # Problem
     status: int = OK
     error_field: str | None = None
@@ -95,6 +97,11 @@ def read_answers(ins: m.Instrument, answers, row: int | None = None) -> tuple[di
     missing: list[str] = []
     for q in (*ins.items, *ins.fields):
         raw = answers.get(q.id)
+        if isinstance(q, m.Field) and q.type == "text":
+            # Stored as given, never scored nor read by a rule (e.g. the PHQ-9 difficulty question).
+            if not is_missing(raw):
+                out[q.id] = raw.strip() if isinstance(raw, str) else raw
+            continue
         if isinstance(q, m.Field) and q.type == "icd10_list":
             codes = _read_icd10(q, raw, where, problems)
             if codes is None:
@@ -110,8 +117,14 @@ def read_answers(ins: m.Instrument, answers, row: int | None = None) -> tuple[di
         key = code_key(raw)
         opt = q.option(key) if key is not None else None
         if opt is None:
+            allowed = format_allowed(q.codes)
+            # A code of another scale of the same items (e.g. Collin 0–20 in a Barthel 0–100 file):
+            # still not allowed, and the message names the scale the file is probably on.
+            other = next((o for o in ins.other_scales if key in o.keys), None)
+            if other is not None:
+                allowed += f". {other.message.zh}" + ("" if other.instrument in other.message.zh else f"（{other.instrument}）")
             problems.append(problem(Code.RESP_002, where=where, item=q.id, label=q.label.zh, value=raw,
-                                    allowed=format_allowed(q.codes)))
+                                    allowed=allowed))
         else:
             out[q.id] = opt
     return out, problems, missing
@@ -168,6 +181,8 @@ def holds(cond: m.Condition, answers: dict, values: dict | None = None) -> str |
         total = sum(v for _, v in parts)
         shown = " + ".join(f"{f}={v}" for f, v in parts)
         return f"{shown} = {total} ≥ {cond.at_least}" if total >= cond.at_least else None
+    if isinstance(cond, m.Never):
+        return None
     if isinstance(cond, m.Icd10In):
         for code in answers.get(cond.field, ()):
             rng = icd10.in_ranges(icd10.category(code), cond.ranges)
@@ -186,35 +201,57 @@ def evaluate(ins: m.Instrument, answers, row: int | None = None) -> Evaluation:
     given = ev.answers
     t = ev.trace
 
-    # Item points: an answered item scores its option's points.
+    # Skips (data-hygiene §4): an item the instrument's own rule does not ask or count (e.g.
+    # Lawton C, D, E for men under the traditional rule) counts 0 and is not required. The rule
+    # reads fields only, and holds only on answers given: a missing trigger skips nothing.
+    skipped = set()
+    for item in ins.items:
+        reason = holds(item.skip_when, given) if item.skip_when is not None else None
+        if reason:
+            skipped.add(item.id)
+            ev.skipped.append(item.id)
+            t.append(_step(item.id, f"{item.id} {item.label.zh} 按规则跳过，计0分（{reason}）",
+                           f"{item.id} skipped by rule, counts 0 ({reason})"))
+    missing = [q for q in missing if q not in skipped]
+
+    # Item points: an answered item scores its option's points; a skipped item has none.
     for item in ins.items:
         opt = given.get(item.id)
-        ev.item_points[item.id] = opt.points if opt is not None else None
+        ev.item_points[item.id] = opt.points if opt is not None and item.id not in skipped else None
 
-    # Domain scores (GB/T 42195 C.1): the sum of the domain's item points, when all are answered.
+    # Domain scores (GB/T 42195 C.1): the sum of the domain's item points, when all are answered
+    # (skipped items add 0).
     for d in ins.domains:
-        pts = [ev.item_points[i] for i in d.items]
+        pts = [ev.item_points[i] for i in d.items if i not in skipped]
         ev.domains[d.id] = sum(pts) if None not in pts else None
-        shown = " + ".join("?" if p is None else str(p) for p in pts)
+        shown = " + ".join("?" if p is None else str(p) for p in pts) or "0"
         t.append(_step(d.id, f"{d.label.zh} = {shown} = {_show(ev.domains[d.id])}",
                        f"{d.label.en or d.id} = {_show(ev.domains[d.id])}"))
 
     # Derived scores (GB/T 42195 C.2 total): sums of domains, items or earlier scores.
-    values = {**ev.item_points, **ev.domains}
+    values = {**ev.item_points, **{i: 0 for i in skipped}, **ev.domains}
     for s in ins.scores:
         parts = [values.get(p) for p in s.sum]
         values[s.id] = ev.scores[s.id] = sum(parts) if None not in parts else None
         t.append(_step(s.clause or s.id, f"{s.label.zh} = {' + '.join(map(_show, parts))} = {_show(values[s.id])}",
                        f"{s.label.en or s.id} = {_show(values[s.id])}"))
 
-    # Initial level (C.3): the band that holds the level score.
+    # Initial level (C.3): the band that holds the level score. A band set may declare totals it
+    # leaves unlabelled (e.g. Katz Hartford 3 and 5): no level, with the reason; the status stays ok.
     total = values.get(ins.level_score)
     if total is not None:
-        band = next(b for b in ins.bands if b.min <= total <= b.max)
-        ev.level_initial = band.level
-        t.append(_step(ins.levels_clause or "levels",
-                       f"初步等级：{ins.level_score} {total} 在 {band.min}–{band.max} 分 → {band.level} {band.label.zh}",
-                       f"initial level: {total} in {band.min}–{band.max} → {band.level} {band.label.en}"))
+        band = next((b for b in ins.bands if b.min <= total <= b.max), None)
+        if band is not None:
+            ev.level_initial = band.level
+            t.append(_step(ins.levels_clause or "levels",
+                           f"初步等级：{ins.level_score} {total} 在 {band.min}–{band.max} 分 → {band.level} {band.label.zh}",
+                           f"initial level: {total} in {band.min}–{band.max} → {band.level} {band.label.en}"))
+        else:
+            span = ins.unclassified_span(total)
+            ev.level_reason = span.reason
+            t.append(_step(ins.levels_clause or "levels",
+                           f"初步等级：{ins.level_score} {total} 在 {span.min}–{span.max} 分 → 本分级方案不分级（{span.reason.zh}）",
+                           f"initial level: {total} in {span.min}–{span.max} → unclassified ({span.reason.en or span.reason.zh})"))
 
     # Adjustment rules (C.4): each rule that holds on the answers given is reported.
     for rule in ins.rules:
@@ -241,7 +278,7 @@ def evaluate(ins: m.Instrument, answers, row: int | None = None) -> Evaluation:
     elif inconsistent:
         ev.status, ev.error_field = INCONSISTENT, _first_field(inconsistent[0].when)
     elif missing:
-        ev.status, ev.error_field = INCOMPLETE, missing[0]
+        ev.status, ev.error_field = INCOMPLETE, _first_in_order(ins, missing)
     # Every missing answer is listed, whatever else is wrong, so one round of corrections suffices.
     for qid in missing:
         q = ins.question(qid)
@@ -250,13 +287,17 @@ def evaluate(ins: m.Instrument, answers, row: int | None = None) -> Evaluation:
     ev.categories = {c.id: None for c in ins.categories}
     if ev.status != OK:
         ev.level_initial = None
+        ev.level_reason = None
         t.append(_step("status", f"未评定等级：{_STATUS_ZH[ev.status]}", f"no level: {STATUS_NAMES[ev.status]}"))
         return ev
 
     # Final level (C.5): a rule that sets the level decides it; otherwise the raises are combined
-    # (max: one raise in total; sum: each rule adds) and capped at the highest level.
+    # (max: one raise in total; sum: each rule adds) and capped at the highest level. A total the
+    # band set leaves unclassified gets no final level either.
     setter = next((f for f in ev.fired if f.rule.set_level is not None), None)
-    if setter is not None:
+    if ev.level_initial is None:
+        pass
+    elif setter is not None:
         ev.level = setter.rule.set_level
         how = f"{setter.rule.id} 直接评定为 {ev.level}"
     else:
@@ -264,8 +305,9 @@ def evaluate(ins: m.Instrument, answers, row: int | None = None) -> Evaluation:
         up = (max(raises) if ins.raise_combination == "max" else sum(raises)) if raises else 0
         ev.level = min(ins.max_level, ev.level_initial + up)
         how = f"初步等级 {ev.level_initial} + 上调 {up}" + ("（封顶）" if ev.level_initial + up > ins.max_level else "")
-    t.append(_step("final", f"最终等级：{how} → {ev.level} {ins.band(ev.level).label.zh}",
-                   f"final level {ev.level} {ins.band(ev.level).label.en}"))
+    if ev.level is not None:
+        t.append(_step("final", f"最终等级：{how} → {ev.level} {ins.band(ev.level).label.zh}",
+                       f"final level {ev.level} {ins.band(ev.level).label.en}"))
 
     # Categories reported beside the level (e.g. Katz letter grades): the first case that holds.
     for cat in ins.categories:
@@ -300,7 +342,7 @@ def _first_field(cond: m.Condition) -> str:
     for atom in iter_conditions(cond):
         if isinstance(atom, m.SumAtLeast):
             return atom.fields[0]
-        if not isinstance(atom, m.ScoreBetween):
+        if not isinstance(atom, (m.ScoreBetween, m.Never)):
             return atom.field
     raise ValueError("a constraint must read at least one item or field")
 

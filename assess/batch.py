@@ -114,7 +114,9 @@ def to_arrow(ins: m.Instrument, raw: dict) -> pa.Table:
 
     cols = [column(raw["domains"][:, j], pa.int32(), lambda v: v == null) for j in range(len(ins.domains))]
     cols += [column(raw["scores"][:, j], pa.int32(), lambda v: v == null) for j in range(len(ins.scores))]
-    cols += [column(raw[name], pa.int8(), lambda v: v < 0) for name in ("level_initial", "level")]
+    # A band set may leave ok totals unclassified (level null, status ok): then levels need masks.
+    cols += [pa.array(raw[name], pa.int8()) if clean and not ins.unclassified
+             else pa.array(raw[name], pa.int8(), mask=raw[name] < 0) for name in ("level_initial", "level")]
     rules = raw["rules"]
     cols.append(pa.array(rules, pa.uint32()))
     for i in range(len(ins.rules)):

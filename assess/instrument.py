@@ -268,15 +268,20 @@ def _check_references(data: dict, probs: _Problems) -> None:
             if isinstance(q.get("scale"), dict):
                 _check_scale_cases(data, q, scales_key, (kind, i, "scale"), settings, probs)
             opts = _options(data, q, scales_key)
-            if kind == "fields" and q["type"] == "icd10_list":
+            if kind == "fields" and q["type"] in ("icd10_list", "text"):
                 if "options" in q or "scale" in q:
-                    probs.add(Code.INSTR_001, (kind, i), detail="an icd10_list field takes no options")
+                    probs.add(Code.INSTR_001, (kind, i), detail=f"a {q['type']} field takes no options")
+                if q["type"] == "text" and q.get("required", False):
+                    probs.add(Code.INSTR_001, (kind, i), detail="a text field is never required")
                 continue
             if kind == "fields" and opts is None and "scale" not in q:
                 probs.add(Code.INSTR_001, (kind, i), detail="a code field needs options or a scale")
             keys = [_key(o["code"]) for o in opts or []]
             for k in {k for k in keys if keys.count(k) > 1}:
                 probs.add(Code.INSTR_002, (kind, i, "options"), id=k)
+            if isinstance(q.get("required"), dict):
+                ctx_req = _CondContext(data, {}, settings, probs)
+                ctx_req.check_cases(q["required"], (kind, i, "required"))
             if kind == "items" and q["domain"] not in domain_ids:
                 probs.add(Code.INSTR_003, (kind, i, "domain"), kind="domain", id=q["domain"],
                           allowed=format_allowed(domain_ids))
@@ -303,8 +308,23 @@ def _check_references(data: dict, probs: _Problems) -> None:
             path = ("levels", "bands") + (("cases", set_id) if set_id else ())
             _check_bands(bands, ranges[levels["score"]], probs, path)
     # a level a rule sets must exist in every band set
-    level_numbers = set.intersection(*({b["level"] for b in bands} for bands in band_sets.values()))
+    level_numbers = set.intersection(*({b["level"] for b in bands if "level" in b} for bands in band_sets.values()))
+    for i, other in enumerate(data.get("other_scales", [])):
+        if other["instrument"] == data["id"]:
+            probs.add(Code.INSTR_001, ("other_scales", i, "instrument"), detail="names this instrument itself")
+        item_keys = {_key(o["code"]) for q in data["items"] for o in _options(data, q, "scales") or []}
+        for code in other["codes"]:
+            if _key(code) in item_keys:
+                probs.add(Code.INSTR_001, ("other_scales", i, "codes"),
+                          detail=f"code {code!r} is allowed by an item of this instrument, so it cannot name another scale")
 
+    for i, q in enumerate(data.get("items", [])):
+        if "skip_when" in q:
+            ctx.check(q["skip_when"], ("items", i, "skip_when"))
+            for qid in _condition_reads(q["skip_when"]):
+                if qid not in {f["id"] for f in data.get("fields", [])}:
+                    probs.add(Code.INSTR_001, ("items", i, "skip_when"),
+                              detail=f"a skip may read fields only, not {qid!r}")
     for i, r in enumerate(data.get("rules", [])):
         ctx.check(r["when"], ("rules", i, "when"))
         target = r["effect"].get("set_level")
@@ -335,6 +355,17 @@ def _check_references(data: dict, probs: _Problems) -> None:
     comb = data.get("raise_combination")
     if isinstance(comb, dict):
         ctx.check_cases(comb, ("raise_combination",))
+
+
+def _condition_reads(cond: dict) -> list:
+    """Every item, field or score id a condition (as written, all setting cases) reads."""
+    if "any" in cond or "all" in cond:
+        return [q for c in cond.get("any", cond.get("all")) for q in _condition_reads(c)]
+    if "by_setting" in cond:
+        return [q for c in cond["cases"].values() for q in _condition_reads(c)]
+    if "never" in cond:
+        return []
+    return list(cond.get("sum") or [cond.get("field", cond.get("score"))])
 
 
 def _unique(ids: list[str], kind: str, probs: _Problems) -> None:
@@ -378,24 +409,25 @@ def _check_scale_cases(data: dict, q: dict, scales_key: str, path: tuple, settin
 
 
 def _check_bands(bands: list[dict], rng: tuple[int, int], probs: _Problems, path: tuple = ("levels", "bands")) -> None:
+    """Bands and declared unclassified spans together must be contiguous and cover the range; a gap
+    is only allowed where it is declared (``unclassified``, with its reason)."""
     lo, hi = rng
-    levels = sorted(b["level"] for b in bands)
-    if levels != list(range(len(bands))):
-        probs.add(Code.INSTR_004, path, detail=f"levels are {levels}, expected 0…{len(bands) - 1}",
+    levels = sorted(b["level"] for b in bands if "level" in b)
+    if levels != list(range(len(levels))):   # none at all: every total declared unclassified (e.g. Lawton)
+        probs.add(Code.INSTR_004, path, detail=f"levels are {levels}, expected 0…{len(levels) - 1}",
                   lo=lo, hi=hi)
     ordered = sorted(enumerate(bands), key=lambda ib: ib[1]["min"])
     expect = lo
     for i, b in ordered:
+        what = f"level {b['level']}" if "level" in b else "unclassified span"
         if b["min"] > b["max"]:
-            probs.add(Code.INSTR_004, path + (i,), detail=f"level {b['level']} has min > max",
-                      lo=lo, hi=hi)
+            probs.add(Code.INSTR_004, path + (i,), detail=f"{what} has min > max", lo=lo, hi=hi)
         if b["min"] != expect:
             kind = "gap before" if b["min"] > expect else "overlap at"
-            probs.add(Code.INSTR_004, path + (i,), detail=f"{kind} level {b['level']} ({b['min']})",
-                      lo=lo, hi=hi)
+            probs.add(Code.INSTR_004, path + (i,), detail=f"{kind} {what} ({b['min']})", lo=lo, hi=hi)
         if b["min"] > hi or b["max"] < lo:
             probs.add(Code.INSTR_008, path + (i,),
-                      detail=f"level {b['level']} ({b['min']}–{b['max']}) cannot be reached", lo=lo, hi=hi)
+                      detail=f"{what} ({b['min']}–{b['max']}) cannot be reached", lo=lo, hi=hi)
         expect = max(expect, b["max"] + 1)
     if expect != hi + 1:
         probs.add(Code.INSTR_004, path, detail=f"bands end at {expect - 1}", lo=lo, hi=hi)
@@ -410,6 +442,9 @@ class _CondContext:
         if q is None:
             self.probs.add(Code.INSTR_003, path, kind="item or field", id=qid,
                            allowed=format_allowed(self.questions))
+        elif q.get("type") == "text":
+            self.probs.add(Code.INSTR_001, path, detail=f"{qid} is a text field, which no condition may read")
+            return None
         return q
 
     def _opts(self, q):
@@ -448,6 +483,8 @@ class _CondContext:
             q = self._question(cond["field"], path + ("field",))
             if q is not None and q.get("type") != "icd10_list":
                 self.probs.add(Code.INSTR_001, path, detail=f"{q['id']} is not an icd10_list field")
+        elif "never" in cond:
+            pass
         elif "score" in cond:
             known = [d["id"] for d in self.data.get("domains", [])] + [s["id"] for s in self.data.get("scores", [])]
             if cond["score"] not in known:
@@ -482,20 +519,33 @@ def build(data: Mapping, path: str, settings: Mapping | None = None) -> m.Instru
                                 o.get("value", o.get("points"))))
         return tuple(out)
 
-    items = tuple(m.Item(q["id"], _text(q["label"]), opts(q, "scales"), q.get("required", True),
-                         _text(q["description"]) if "description" in q else None, domain=q["domain"])
+    def required(q, default=True):
+        req = q.get("required", default)
+        return {str(k): v for k, v in req["cases"].items()}[values[req["by_setting"]]] if isinstance(req, dict) else req
+
+    def skip(q):
+        cond = _condition(q["skip_when"], values) if "skip_when" in q else None
+        return None if isinstance(cond, m.Never) else cond
+
+    items = tuple(m.Item(q["id"], _text(q["label"]), opts(q, "scales"), required(q),
+                         _text(q["description"]) if "description" in q else None, domain=q["domain"],
+                         skip_when=skip(q))
                   for q in data["items"])
     fields = tuple(m.Field(f["id"], _text(f["label"]),
-                           () if f["type"] == "icd10_list" else opts(f, "field_scales"),
-                           f.get("required", True), type=f["type"])
+                           () if f["type"] in ("icd10_list", "text") else opts(f, "field_scales"),
+                           required(f, f["type"] != "text"), type=f["type"])
                    for f in data.get("fields", []))
     domains = tuple(m.Domain(d["id"], _text(d["label"]), tuple(i.id for i in items if i.domain == d["id"]))
                     for d in data.get("domains", []))
     scores = tuple(m.Score(s["id"], _text(s["label"]), tuple(s["sum"]), s.get("clause", ""))
                    for s in data.get("scores", []))
     (band_list,) = _bands(data["levels"], values).values()
-    bands = tuple(sorted((m.Band(b["level"], b["min"], b["max"], _text(b["label"])) for b in band_list),
-                         key=lambda b: b.level))
+    bands = tuple(sorted((m.Band(b["level"], b["min"], b["max"], _text(b["label"])) for b in band_list
+                          if "level" in b), key=lambda b: b.level))
+    unclassified = tuple(sorted((m.Unclassified(b["min"], b["max"], _text(b["unclassified"]))
+                                 for b in band_list if "level" not in b), key=lambda u: u.min))
+    other_scales = tuple(m.OtherScale(o["instrument"], frozenset(_key(c) for c in o["codes"]), _text(o["message"]))
+                         for o in data.get("other_scales", []))
     rules = []
     for r in data.get("rules", []):
         eff = r["effect"]
@@ -509,6 +559,13 @@ def build(data: Mapping, path: str, settings: Mapping | None = None) -> m.Instru
         comb = comb["cases"][values[comb["by_setting"]]]
     constraints = tuple(m.Constraint(c["id"], _condition(c["when"], values), _text(c["message"]))
                         for c in data.get("constraints", []))
+    # An answer given for an item its rule skips is an inconsistency, never silently dropped
+    # (data-hygiene §4). The item is read first, so it is the field the error names.
+    constraints += tuple(
+        m.Constraint(f"skipped_{i.id}", m.AllOf((m.CodeIn(i.id, frozenset(o.key for o in i.options)), i.skip_when)),
+                     m.Text(f"{i.id} {i.label.zh} 按本量表规则应跳过（不询问、不计分），却填写了答案；请删除该答案或核对触发跳过的字段。",
+                            f"{i.id} is skipped by the instrument's rule but has an answer; remove it or check the field that triggers the skip."))
+        for i in items if i.skip_when is not None)
     categories = []
     for cat in data.get("categories", []):
         other = cat.get("otherwise")
@@ -526,7 +583,7 @@ def build(data: Mapping, path: str, settings: Mapping | None = None) -> m.Instru
         scores=scores, level_score=data["levels"]["score"], bands=bands, rules=tuple(rules),
         raise_combination=comb, constraints=constraints, settings=declared, setting_values=values,
         definition_hash=digest, path=str(path), raw=data, levels_clause=data["levels"].get("clause", ""),
-        categories=tuple(categories))
+        categories=tuple(categories), unclassified=unclassified, other_scales=other_scales)
 
 
 def _text(t: Mapping) -> m.Text:
@@ -567,6 +624,8 @@ def _condition(node: Mapping, values: Mapping) -> m.Condition:
         return m.CodeIn(node["field"], frozenset(_key(c) for c in node["in"]))
     if "icd10_in" in node:
         return m.Icd10In(node["field"], tuple(tuple(r.split("-")) if "-" in r else (r, r) for r in node["icd10_in"]))
+    if "never" in node:
+        return m.Never()
     if "sum" in node:
         return m.SumAtLeast(tuple(node["sum"]), node["at_least"])
     if "score" in node:

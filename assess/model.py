@@ -56,6 +56,7 @@ class Question:
 @dataclass(frozen=True)
 class Item(Question):
     domain: str = ""
+    skip_when: "Condition | None" = None   # skipped (counts 0, not required) while this holds
 
     @property
     def max_points(self) -> int:
@@ -68,7 +69,7 @@ class Item(Question):
 
 @dataclass(frozen=True)
 class Field(Question):
-    type: str = "code"   # "code" or "icd10_list"
+    type: str = "code"   # "code" or "icd10_list" (rule inputs), or "text" (stored, never scored nor read)
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,24 @@ class Band:
     min: int
     max: int
     label: Text
+
+
+@dataclass(frozen=True)
+class Unclassified:
+    """Totals a band set declares unlabelled: no level, this reason, status ok (e.g. Katz Hartford 3, 5)."""
+
+    min: int
+    max: int
+    reason: Text
+
+
+@dataclass(frozen=True)
+class OtherScale:
+    """Codes of another scale of the same items: rejected as not allowed, naming that scale."""
+
+    instrument: str
+    keys: frozenset
+    message: Text
 
 
 @dataclass(frozen=True)
@@ -149,12 +168,17 @@ class SumAtLeast:
 
 
 @dataclass(frozen=True)
+class Never:
+    """A condition that never holds (a setting's case in which a rule or skip does not apply)."""
+
+
+@dataclass(frozen=True)
 class Icd10In:
     field: str
     ranges: tuple[tuple[str, str], ...]   # inclusive 3-character category ranges, e.g. ("F00", "F03")
 
 
-Condition = Union[AnyOf, AllOf, CodeIn, ValueAtLeast, ValueAtMost, ScoreBetween, SumAtLeast, Icd10In]
+Condition = Union[AnyOf, AllOf, CodeIn, ValueAtLeast, ValueAtMost, ScoreBetween, SumAtLeast, Icd10In, Never]
 
 
 @dataclass(frozen=True)
@@ -226,6 +250,8 @@ class Instrument:
     raw: Mapping = field(repr=False, compare=False, default_factory=dict)
     levels_clause: str = ""
     categories: tuple = ()            # Category
+    unclassified: tuple = ()          # Unclassified spans of the band set in force
+    other_scales: tuple = ()          # OtherScale
 
     def question(self, qid: str) -> Question | None:
         return self._questions.get(qid)
@@ -240,10 +266,13 @@ class Instrument:
 
     @property
     def max_level(self) -> int:
-        return max(b.level for b in self.bands)
+        return max((b.level for b in self.bands), default=-1)   # -1: every total unclassified
 
     def band(self, level: int) -> Band:
         return next(b for b in self.bands if b.level == level)
+
+    def unclassified_span(self, total: int) -> Unclassified | None:
+        return next((u for u in self.unclassified if u.min <= total <= u.max), None)
 
     def with_settings(self, settings: Mapping | None = None, **kw) -> "Instrument":
         """The same instrument with some settings changed (names short or ``<id>.<name>``)."""

@@ -36,6 +36,9 @@ class Result:
     problems: tuple      # Problem (warnings and reasons for a missing level)
     trace: tuple         # steps: {"clause", "zh", "en"}
     categories: dict = None   # category id → {"value", "label"} or None (e.g. Katz letter grade)
+    level_reason: str | None = None   # why an ok total has no level (a span the band set leaves unlabelled)
+    fields: dict = None       # text fields: stored as given, never scored (e.g. the PHQ-9 difficulty question)
+    skipped: tuple = ()       # items the instrument's own rule skipped (count 0; e.g. Lawton C–E for men)
 
     @classmethod
     def from_evaluation(cls, ev: Evaluation) -> "Result":
@@ -51,7 +54,10 @@ class Result:
             rules=rules, problems=tuple(ev.problems), trace=tuple(ev.trace),
             categories={c.id: None if ev.categories.get(c.id) is None
                         else {"value": ev.categories[c.id], "label": c.label_of(ev.categories[c.id]).zh}
-                        for c in ins.categories})
+                        for c in ins.categories},
+            level_reason=ev.level_reason.zh if ev.level_reason is not None else None,
+            fields={f.id: ev.answers.get(f.id) for f in ins.fields if f.type == "text"},
+            skipped=tuple(ev.skipped))
 
     def to_dict(self) -> dict:
         return {
@@ -64,12 +70,17 @@ class Result:
             "problems": [p.to_dict() for p in self.problems],
             "trace": [dict(s) for s in self.trace],
             **({"categories": dict(self.categories)} if self.categories else {}),
+            **({"level_reason": self.level_reason} if self.level_reason else {}),
+            **({"fields": dict(self.fields)} if self.fields else {}),
+            **({"skipped": list(self.skipped)} if self.skipped else {}),
         }
 
     def summary_zh(self) -> str:
         """A readable Chinese summary: the result, then the trace that explains it."""
         head = (f"{self.instrument}（{self.version}）  总分 {self.total}  "
                 f"初步等级 {self.level_initial}  最终等级 {self.level} {self.level_label or ''}").rstrip()
+        if self.status == "ok" and self.level_reason:
+            head = f"{self.instrument}（{self.version}）  总分 {self.total}  不分级（{self.level_reason}）"
         if self.status != "ok":
             head = f"{self.instrument}（{self.version}）  未评定等级（{self.status}）"
         lines = [head, ""] + [f"  [{s['clause']}] {s['zh']}" for s in self.trace]

@@ -42,6 +42,7 @@ cdef enum:
     A_FLAG = 3
     A_VALUE_AT_MOST = 4
     A_SCORE_BETWEEN = 5
+    A_NEVER = 6
     OP_ATOM = 0
     OP_AND = 1
     OP_OR = 2
@@ -57,7 +58,7 @@ cdef int32_t NULL_SCORE = -2147483648
 cdef struct PlanC:
     # Raw pointers into the KernelPlan's arrays, so the loop needs no Python object.
     int n_q, n_items, n_domains, n_scores, n_groups, n_bands, n_atoms, n_rules, n_constraints
-    int level_value, raise_sum, max_level, n_values, n_flags, item_values, n_cats
+    int level_value, raise_sum, max_level, n_values, n_flags, item_values, n_cats, n_skips, skip_prog0
     const uint8_t* required
     const uint8_t* need_idx
     const int16_t* code_table      # [Q, CODE_SPAN] option index or BAD
@@ -89,6 +90,8 @@ cdef struct PlanC:
     const int64_t* cat_case_start
     const int8_t* cat_case_value
     const int8_t* cat_otherwise
+    const int64_t* skip_item       # [K] item question index skipped while program skip_prog0 + K holds
+    const int16_t* skip_of_q       # [Q] K of the question's skip, -1 none
 
 
 cdef const void* _ptr(arr) except? NULL:
@@ -158,6 +161,10 @@ cdef class KernelPlan:
         c.cat_case_start = <const int64_t*>_ptr(plan.cat_case_start)
         c.cat_case_value = <const int8_t*>_ptr(plan.cat_case_value)
         c.cat_otherwise = <const int8_t*>_ptr(plan.cat_otherwise)
+        c.n_skips = len(plan.skip_item)
+        c.skip_prog0 = plan.n_rules + plan.n_constraints + int(plan.cat_case_start[-1])
+        c.skip_item = <const int64_t*>_ptr(plan.skip_item)
+        c.skip_of_q = <const int16_t*>_ptr(plan.skip_of_q)
 
 
 ctypedef fused code_t:
@@ -288,6 +295,7 @@ cdef struct Work:
     uint8_t* atoms     # truth of each atom
     uint8_t* stack     # postfix evaluation stack
     uint32_t* bits     # rules that hold
+    uint8_t* skipped   # per skip and row: the item is skipped by its rule
     int16_t* fired_c   # first constraint that holds, -1 none
 
 
@@ -300,6 +308,8 @@ cdef inline int first_question(const PlanC* p, const Work* w, const uintptr_t* c
     for q in range(p.n_q):
         if required_only and not p.required[q]:
             continue
+        if required_only and p.n_skips and p.skip_of_q[q] >= 0 and w.skipped[p.skip_of_q[q] * CHUNK + r]:
+            continue   # a skipped item is not required
         if w.have_idx[q]:
             i = w.idx[q * CHUNK + r]
         else:
@@ -352,6 +362,8 @@ cdef void eval_atoms(const PlanC* p, Work* w, const uint8_t** flags, Py_ssize_t 
             hi = p.atom_hi[a]
             for r in range(m):
                 out[r] = (vn[r] == 0) & (vals[r] >= n) & (vals[r] <= hi)
+        elif p.atom_kind[a] == A_NEVER:
+            memset(out, 0, m)
         elif p.atom_kind[a] == A_SUM_AT_LEAST:
             # Sum of the values given (missing ones add nothing), compared with the threshold.
             for r in range(m):
@@ -418,6 +430,7 @@ cdef void score_range(const PlanC* p, const uintptr_t* col_ptr, const int8_t* co
     cdef int bad_q, miss_q, st, err, lvl, up, setter
     cdef int32_t total
     cdef uint32_t bits
+    cdef uint8_t* sk
     c0 = start
     while c0 < stop:
         m = min(CHUNK, stop - c0)
@@ -448,6 +461,23 @@ cdef void score_range(const PlanC* p, const uintptr_t* col_ptr, const int8_t* co
                     i = col[r]
                     # required: any negative index; optional: only BAD (-2), as (-2 + 1) >> 15 == -1
                     anyneg[r] |= i if req else (i + 1) >> 15
+        # 2b. Skips (only instruments that define them; their rules read fields only): a skipped item
+        #     counts 0 and is not required, so its cell's contribution is taken back out of the
+        #     accumulator; a code not allowed still makes the row not allowed.
+        if p.n_skips:
+            eval_atoms(p, w, flags, c0, m)
+            for k in range(p.n_skips):
+                sk = w.skipped + k * CHUNK
+                eval_program(p, w, p.skip_prog0 + k, m, sk)
+                q = p.skip_item[k]
+                col = w.idx + q * CHUNK
+                acc = w.acc + p.item_domain[q] * CHUNK
+                pk = p.pack2 + q * p.pack2_width
+                for r in range(m):
+                    if sk[r]:
+                        acc[r] -= pk[col[r] + 2]
+                        if col[r] == BAD:
+                            anyneg[r] = -1
         # 3. Domain scores, then derived scores (null when any part is null).
         for k in range(p.n_domains):
             acc = w.acc + k * CHUNK
@@ -467,6 +497,12 @@ cdef void score_range(const PlanC* p, const uintptr_t* col_ptr, const int8_t* co
                 for r in range(m):
                     v[r] = pk[col[r] + 2] >> 16
                     vn[r] = col[r] < 0
+                if p.n_skips and p.skip_of_q[q] >= 0:   # a skipped item adds 0 and is never null
+                    sk = w.skipped + p.skip_of_q[q] * CHUNK
+                    for r in range(m):
+                        if sk[r]:
+                            v[r] = 0
+                            vn[r] = 0
         for k in range(p.n_domains, p.n_groups):
             v = w.val + (p.n_items + k) * CHUNK
             vn = w.vnull + (p.n_items + k) * CHUNK
@@ -521,7 +557,7 @@ cdef void score_range(const PlanC* p, const uintptr_t* col_ptr, const int8_t* co
             error_field[row] = err
             level_initial[row] = -1
             level[row] = -1
-            if st != S_OK or vn[r]:
+            if st != S_OK or vn[r] or p.n_bands == 0:   # no bands: every total unclassified (e.g. Lawton)
                 continue
             # Bands are sorted by min, contiguous and cover every reachable total (checked on load):
             # the band is the last one whose min is <= total.
@@ -593,14 +629,20 @@ def score_rows(KernelPlan plan, const uint64_t[::1] col_ptr, const int8_t[::1] c
     w.stack = <uint8_t*>malloc(CHUNK * depth)
     w.bits = <uint32_t*>malloc(sizeof(uint32_t) * CHUNK)
     w.fired_c = <int16_t*>malloc(sizeof(int16_t) * CHUNK)
+    w.skipped = <uint8_t*>malloc(CHUNK * max(p.n_skips, 1))
     cdef uint8_t* truth = <uint8_t*>malloc(CHUNK)
     cdef const uint8_t** flags = <const uint8_t**>malloc(sizeof(uint8_t*) * max(p.n_flags, 1))
     cdef Py_ssize_t k, bad = 0
     try:
         if (w.idx == NULL or w.have_idx == NULL or w.anyneg == NULL or w.acc == NULL or w.val == NULL
                 or w.vnull == NULL or w.atoms == NULL or w.stack == NULL or w.bits == NULL
-                or w.fired_c == NULL or truth == NULL or flags == NULL):
+                or w.fired_c == NULL or w.skipped == NULL or truth == NULL or flags == NULL):
             raise MemoryError()
+        # Skips evaluate atoms before the chunk's scores exist: no score atom reads them (checked on
+        # load), but the memory is defined all the same.
+        memset(w.val, 0, sizeof(int32_t) * CHUNK * max(p.n_values, 1))
+        memset(w.vnull, 0, CHUNK * max(p.n_values, 1))
+        memset(w.skipped, 0, CHUNK * max(p.n_skips, 1))
         for k in range(p.n_flags):
             flags[k] = <const uint8_t*><uintptr_t>flag_ptr[k]
         # Empty output views have no element to take the address of.
@@ -617,7 +659,7 @@ def score_rows(KernelPlan plan, const uint64_t[::1] col_ptr, const int8_t[::1] c
                     bad += status[k] != S_OK
     finally:
         free(w.idx); free(w.have_idx); free(w.anyneg); free(w.acc); free(w.val); free(w.vnull)
-        free(w.atoms); free(w.stack); free(w.bits); free(w.fired_c); free(truth); free(flags)
+        free(w.atoms); free(w.stack); free(w.bits); free(w.fired_c); free(w.skipped); free(truth); free(flags)
     return bad
 
 

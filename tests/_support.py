@@ -57,7 +57,7 @@ def first_code_by_points(q: m.Question) -> dict[int, object]:
 
 def neutral_fields(ins: m.Instrument) -> dict:
     """Rule inputs that fire no rule: no diagnosis, and the first listed option of each code field."""
-    return {f.id: ([] if f.type == "icd10_list" else f.options[0].raw) for f in ins.fields}
+    return {f.id: ([] if f.type == "icd10_list" else f.options[0].raw) for f in ins.fields if f.type != "text"}
 
 
 def max_answers(ins: m.Instrument) -> dict:
@@ -129,6 +129,8 @@ def random_answers(ins: m.Instrument, rng: random.Random, *, events_max: int = 3
     """
     out = {i.id: rng.choice(i.options).raw for i in ins.items}
     for f in ins.fields:
+        if f.type == "text":   # stored, never scored: left blank
+            continue
         if f.type == "icd10_list":
             out[f.id] = rng.sample(ICD10_POOL, rng.randint(0, 2)) if diagnoses else []
         else:

@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 
 import assess
-from assess.instrument import schema
+from assess.instrument import schema, validate
 
 from _support import (GBT_FILE, INSTRUMENTS_DIR, answers_for_total, contributing_items, instrument_files, load_file,
                       reachable_totals, read_yaml, required_settings, score_range)
@@ -90,15 +90,20 @@ def _band_sets(path):
 
 @each_file
 def test_bands_contiguous_and_cover_range(path):
+    """Bands, with the spans a band set declares unclassified (each with its reason), are contiguous
+    and cover the range: a gap is allowed only where it is declared."""
     for ins in _band_sets(path):
         lo, hi = score_range(ins, ins.level_score)
         assert sorted(b.level for b in ins.bands) == list(range(len(ins.bands)))
+        spans = sorted([(b.min, b.max, f"level {b.level}") for b in ins.bands]
+                       + [(u.min, u.max, f"unclassified ({u.reason.zh})") for u in ins.unclassified])
+        assert all(u.reason.zh.strip() for u in ins.unclassified)
+        assert spans[0][0] == lo, f"lowest band starts at {spans[0][0]}, range starts at {lo}"
+        assert spans[-1][1] == hi, f"highest band ends at {spans[-1][1]}, range ends at {hi}"
+        for a, b in zip(spans, spans[1:]):
+            assert a[0] <= a[1]
+            assert b[0] == a[1] + 1, f"{a[2]} and {b[2]}: {a[0]}–{a[1]} then {b[0]}–{b[1]}"
         ordered = sorted(ins.bands, key=lambda b: b.min)
-        assert ordered[0].min == lo, f"lowest band starts at {ordered[0].min}, range starts at {lo}"
-        assert ordered[-1].max == hi, f"highest band ends at {ordered[-1].max}, range ends at {hi}"
-        for a, b in zip(ordered, ordered[1:]):
-            assert a.min <= a.max
-            assert b.min == a.max + 1, f"levels {a.level} and {b.level}: {a.min}–{a.max} then {b.min}–{b.max}"
         levels = [b.level for b in ordered]
         # levels are numbered from 0 for the most able band (issue 5)
         if ins.direction == "higher_is_better":
@@ -123,6 +128,27 @@ def test_every_band_reachable_at_both_ends(path, rng):
                 result = assess.score_one(ins, answers)
                 assert result.total == target
                 assert result.level_initial == band.level
+
+
+@each_file
+def test_unclassified_totals_have_no_level_and_stay_ok(path, rng):
+    """A declared unclassified total scores as ok, with no level and the declared reason."""
+    for ins in _band_sets(path):
+        for span in ins.unclassified:
+            for target in [t for t in reachable_totals(ins) if span.min <= t <= span.max][:2]:
+                result = assess.score_one(ins, answers_for_total(ins, target, rng))
+                assert (result.status, result.total, result.level_initial, result.level) == ("ok", target, None, None)
+                assert result.level_reason == span.reason.zh
+
+
+def test_undeclared_gap_between_bands_is_refused():
+    """Accidental gaps are still caught: only a span declared ``unclassified`` may be left out."""
+    data = read_yaml(INSTRUMENTS_DIR / "katz-1963" / "1963.yaml")
+    hartford = data["levels"]["bands"]["cases"]["hartford"]
+    data["levels"]["bands"]["cases"]["hartford"] = [b for b in hartford if "level" in b]
+    with pytest.raises(assess.InstrumentError) as info:
+        validate(data, "katz-1963/1963.yaml")
+    assert any(p.code.name == "INSTR_004" and "gap before" in p.message for p in info.value.problems)
 
 
 @each_file

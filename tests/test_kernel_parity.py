@@ -20,6 +20,7 @@ from assess import model as m
 kernel = pytest.importorskip("assess._kernel", reason="compiled kernel not built")
 
 INSTRUMENTS = [ref.id for ref in assess.list_instruments()]
+TEXT_POOL = ["", "  ", "3", "非常困难", "somewhat difficult", "0", "99", None]
 ICD_POOL = ["", "I10", "F03", "f00.1", "F03.x00", "F99", "F04", "G30", "E11", "F00.0*", "XX", "12", "F0",
             "I10;F20", "E11, F32", ";F99;", "I63；F01", None]
 
@@ -37,6 +38,9 @@ def random_columns(ins: m.Instrument, n: int, rng: np.random.Generator, bad_shar
     for q in (*ins.items, *ins.fields):
         if isinstance(q, m.Field) and q.type == "icd10_list":
             cols[q.id] = [ICD_POOL[k] for k in rng.integers(0, len(ICD_POOL), n)]
+            continue
+        if isinstance(q, m.Field) and q.type == "text":   # stored, never read: any text, or blank
+            cols[q.id] = [TEXT_POOL[k] for k in rng.integers(0, len(TEXT_POOL), n)]
             continue
         codes = q.codes
         # Items: uniform over their options. Rule-input fields: the first option (none, 0 events)
@@ -95,6 +99,28 @@ def test_kernel_equals_reference_for_every_column_type(instrument_id, style, see
     assert_same(ins, _as_arrow(cols, style))
 
 
+SKIPPING = [pytest.param(ins_id, settings, id=f"{ins_id}-{'-'.join(settings.values())}")
+            for ins_id in INSTRUMENTS for settings in _setting_combinations(assess.load_instrument(ins_id))
+            if any(i.skip_when is not None for i in assess.load_instrument(ins_id).with_settings(settings).items)]
+
+
+@pytest.mark.parametrize("instrument_id, settings", SKIPPING)
+@pytest.mark.parametrize("style", ["int8", "int64", "float", "text", "dictionary"])
+def test_kernel_equals_reference_with_skips_for_every_column_type(instrument_id, settings, style, seed):
+    """Items skipped by rule (e.g. Lawton C–E for men under traditional): missing, answered and
+    not-allowed cells of skipped items, in every column type."""
+    ins = assess.load_instrument(instrument_id).with_settings(settings)
+    rng = np.random.default_rng([seed, hash(style) % 1000, 7])
+    cols = random_columns(ins, 3000, rng, bad_share=0.03, missing_share=0.2)
+    if style == "int8":
+        cols = {q: [v if v is None or (isinstance(v, int) and -128 <= v <= 127) else None for v in vals]
+                if all(v is None or isinstance(v, int) for v in vals) else vals for q, vals in cols.items()}
+    table = _as_arrow(cols, style)
+    assert_same(ins, table)
+    raw = batch.score_raw(ins, table, kernel)
+    assert {_reference.OK, _reference.INCONSISTENT, _reference.INCOMPLETE} <= set(raw["status"].tolist())
+
+
 @pytest.mark.parametrize("instrument_id", INSTRUMENTS)
 def test_kernel_equals_reference_under_every_setting(instrument_id, seed):
     base = assess.load_instrument(instrument_id)
@@ -115,7 +141,8 @@ def test_kernel_equals_reference_under_every_setting(instrument_id, seed):
     # every case of every category (e.g. each Katz letter grade) occurs among valid rows
     for j, cat in enumerate(base.categories):
         values = set(raw["categories"][ok, j].tolist())
-        assert {v for v, _, _ in cat.cases} <= values, f"{cat.id}: values seen {sorted(values)}"
+        possible = {v for v, _, cond in cat.cases if not isinstance(cond, m.Never)}   # cases off under these settings
+        assert possible <= values, f"{cat.id}: values seen {sorted(values)}"
 
 
 @pytest.mark.parametrize("instrument_id", INSTRUMENTS)
