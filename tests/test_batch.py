@@ -220,3 +220,24 @@ def test_dataframe_with_mixed_code_types(gbt):
     out = assess.score(gbt, pd.DataFrame(rows))
     assert _records(out)[1]["rule_R1"] is True
     assert [r["level"] for r in _records(out)] == [assess.score_one(gbt, r).level for r in rows]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_unclassified_totals_are_null_levels_in_clean_batches(kind):
+    """A band set that leaves totals unlabelled (Katz hartford: 3 and 5) gives a null level with
+    status ok, also when every row is ok and the output skips null masks elsewhere."""
+    ins = assess.load_instrument("katz-1963", settings={"band_set": "hartford"})
+    rows = [[1] * 6, [1] * 5 + [0], [1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 0, 0]]
+    got = _records(assess.score(ins, _table([dict(zip([i.id for i in ins.items], r)) for r in rows], kind)))
+    assert [r["total"] for r in got] == [6, 5, 3, 4]
+    assert [r["level"] for r in got] == [0, None, None, 1]
+    assert [r["level_initial"] for r in got] == [0, None, None, 1]
+    assert [r["status"] for r in got] == ["ok"] * 4
+
+
+def test_text_field_is_accepted_and_never_scored():
+    """PHQ-9's functional-difficulty answer (a text field) neither changes nor blocks the total."""
+    rows = [{**{f"q{k}": 1 for k in range(1, 10)}, "difficulty": v} for v in ("非常困难", None, "3")]
+    got = _records(assess.score("phq9", _table(rows, "arrow")))
+    assert [r["total"] for r in got] == [9, 9, 9]
+    assert [r["status"] for r in got] == ["ok"] * 3
