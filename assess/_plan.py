@@ -77,7 +77,9 @@ class Plan:
     cat_otherwise: np.ndarray           # int8 [K] value when no case holds (-1: none)
     n_domains: int
     n_scores: int
-    skip_item: np.ndarray               # int64 [K] item skipped while program K (after the category cases) holds
+    skip_item: np.ndarray               # int64 [K] question of skip K: an item skipped, or a field not required,
+                                        # while program K (after the category cases) holds
+    skip_kind: np.ndarray               # uint8 [K] 1: item skip (counts 0); 0: field required unless it holds
     skip_of_q: np.ndarray               # int16 [Q] index into skip_item, -1 when the question has no skip
 
 
@@ -177,10 +179,11 @@ def compile_plan(ins: m.Instrument) -> Plan:
 
     from ._reference import _first_field
     case_conds = [cond for cat in ins.categories for _, _, cond in cat.cases]
-    skips = [i for i in ins.items if i.skip_when is not None]
-    skip_ids = {i.id for i in skips}
+    skips = [(i, i.skip_when, 1) for i in ins.items if i.skip_when is not None]
+    skips += [(f, f.required_unless, 0) for f in ins.fields if f.required_unless is not None]
+    skip_ids = {q.id for q, _, kind in skips if kind}
     for cond in ([r.when for r in ins.rules] + [c.when for c in ins.constraints] + case_conds
-                 + [i.skip_when for i in skips]):
+                 + [cond for _, cond, _ in skips]):
         emit(cond)
         prog_start.append(len(ops))
 
@@ -225,6 +228,7 @@ def compile_plan(ins: m.Instrument) -> Plan:
         cat_case_value=np.asarray([v for c in ins.categories for v, _, _ in c.cases], np.int8),
         cat_otherwise=np.asarray([-1 if c.otherwise is None else c.otherwise[0] for c in ins.categories], np.int8),
         n_domains=len(ins.domains), n_scores=len(ins.scores),
-        skip_item=i64([qi[i.id] for i in skips]),
-        skip_of_q=np.asarray([next((k for k, i in enumerate(skips) if i.id == q), -1) for q in questions], np.int16),
+        skip_item=i64([qi[q.id] for q, _, _ in skips]),
+        skip_kind=np.asarray([kind for _, _, kind in skips], np.uint8),
+        skip_of_q=np.asarray([next((k for k, s in enumerate(skips) if s[0].id == q), -1) for q in questions], np.int16),
     )

@@ -213,6 +213,17 @@ def evaluate(ins: m.Instrument, answers, row: int | None = None) -> Evaluation:
             t.append(_step(item.id, f"{item.id} {item.label.zh} 按规则跳过，计0分（{reason}）",
                            f"{item.id} skipped by rule, counts 0 ({reason})"))
     missing = [q for q in missing if q not in skipped]
+    # A field required unless a condition holds (e.g. GB/T 42195 A.5.11, which B.3.9 may already
+    # decide, reference §5): missing is a gap only while the condition does not hold.
+    for f in ins.fields:
+        if f.required_unless is not None and is_missing(answers.get(f.id)):
+            reason = holds(f.required_unless, given)
+            if reason:
+                t.append(_step(f.id, f"{f.id} {f.label.zh} 未填写，无须填写（{reason}）",
+                               f"{f.id} not given and not needed ({reason})"))
+            else:
+                missing.append(f.id)
+    missing.sort(key=list(ins._questions).index)
 
     # Item points: an answered item scores its option's points; a skipped item has none.
     for item in ins.items:

@@ -279,9 +279,13 @@ def _check_references(data: dict, probs: _Problems) -> None:
             keys = [_key(o["code"]) for o in opts or []]
             for k in {k for k in keys if keys.count(k) > 1}:
                 probs.add(Code.INSTR_002, (kind, i, "options"), id=k)
-            if isinstance(q.get("required"), dict):
-                ctx_req = _CondContext(data, {}, settings, probs)
-                ctx_req.check_cases(q["required"], (kind, i, "required"))
+            req = q.get("required")
+            if isinstance(req, dict) and "by_setting" in req:
+                _CondContext(data, {}, settings, probs).check_cases(req, (kind, i, "required"))
+            if kind == "items" and (isinstance(req, dict) or req is False) and "skip_when" in q:
+                probs.add(Code.INSTR_001, (kind, i, "required"), detail="an item with a skip is required when not skipped")
+            if kind == "items" and isinstance(req, dict):
+                probs.add(Code.INSTR_001, (kind, i, "required"), detail="only a field may be required by setting or condition")
             if kind == "items" and q["domain"] not in domain_ids:
                 probs.add(Code.INSTR_003, (kind, i, "domain"), kind="domain", id=q["domain"],
                           allowed=format_allowed(domain_ids))
@@ -318,6 +322,14 @@ def _check_references(data: dict, probs: _Problems) -> None:
                 probs.add(Code.INSTR_001, ("other_scales", i, "codes"),
                           detail=f"code {code!r} is allowed by an item of this instrument, so it cannot name another scale")
 
+    for i, f in enumerate(data.get("fields", [])):
+        req = f.get("required")
+        unless = [req] if isinstance(req, dict) and "unless" in req else \
+            [c for c in req["cases"].values() if isinstance(c, dict)] if isinstance(req, dict) else []
+        for u in unless:
+            ctx.check(u["unless"], ("fields", i, "required"))
+            if any(qid not in questions for qid in _condition_reads(u["unless"])):
+                probs.add(Code.INSTR_001, ("fields", i, "required"), detail="a requirement may read items and fields only")
     for i, q in enumerate(data.get("items", [])):
         if "skip_when" in q:
             ctx.check(q["skip_when"], ("items", i, "skip_when"))
@@ -520,20 +532,27 @@ def build(data: Mapping, path: str, settings: Mapping | None = None) -> m.Instru
         return tuple(out)
 
     def required(q, default=True):
+        """(required always, required unless this condition holds) after the settings in force."""
         req = q.get("required", default)
-        return {str(k): v for k, v in req["cases"].items()}[values[req["by_setting"]]] if isinstance(req, dict) else req
+        if isinstance(req, dict) and "by_setting" in req:
+            req = {str(k): v for k, v in req["cases"].items()}[values[req["by_setting"]]]
+        if isinstance(req, dict):
+            unless = _condition(req["unless"], values)
+            return (True, None) if isinstance(unless, m.Never) else (False, unless)
+        return req, None
 
     def skip(q):
         cond = _condition(q["skip_when"], values) if "skip_when" in q else None
         return None if isinstance(cond, m.Never) else cond
 
-    items = tuple(m.Item(q["id"], _text(q["label"]), opts(q, "scales"), required(q),
+    items = tuple(m.Item(q["id"], _text(q["label"]), opts(q, "scales"), required(q)[0],
                          _text(q["description"]) if "description" in q else None, domain=q["domain"],
                          skip_when=skip(q))
                   for q in data["items"])
     fields = tuple(m.Field(f["id"], _text(f["label"]),
                            () if f["type"] in ("icd10_list", "text") else opts(f, "field_scales"),
-                           required(f, f["type"] != "text"), type=f["type"])
+                           required(f, f["type"] != "text")[0],
+                           required_unless=required(f, f["type"] != "text")[1], type=f["type"])
                    for f in data.get("fields", []))
     domains = tuple(m.Domain(d["id"], _text(d["label"]), tuple(i.id for i in items if i.domain == d["id"]))
                     for d in data.get("domains", []))

@@ -41,6 +41,7 @@ class Question:
     options: tuple[Option, ...]
     required: bool = True
     description: Text | None = None
+    required_unless: "Condition | None" = None   # required except while this holds (``required`` is then False)
 
     def option(self, key: str) -> Option | None:
         for opt in self.options:

@@ -58,7 +58,7 @@ cdef int32_t NULL_SCORE = -2147483648
 cdef struct PlanC:
     # Raw pointers into the KernelPlan's arrays, so the loop needs no Python object.
     int n_q, n_items, n_domains, n_scores, n_groups, n_bands, n_atoms, n_rules, n_constraints
-    int level_value, raise_sum, max_level, n_values, n_flags, item_values, n_cats, n_skips, skip_prog0
+    int level_value, raise_sum, max_level, n_values, n_flags, item_values, n_cats, n_skips, n_item_skips, skip_prog0
     const uint8_t* required
     const uint8_t* need_idx
     const int16_t* code_table      # [Q, CODE_SPAN] option index or BAD
@@ -90,7 +90,8 @@ cdef struct PlanC:
     const int64_t* cat_case_start
     const int8_t* cat_case_value
     const int8_t* cat_otherwise
-    const int64_t* skip_item       # [K] item question index skipped while program skip_prog0 + K holds
+    const int64_t* skip_item       # [K] question of skip K (program skip_prog0 + K)
+    const uint8_t* skip_kind       # [K] 1: item skipped while it holds; 0: field not required while it holds
     const int16_t* skip_of_q       # [Q] K of the question's skip, -1 none
 
 
@@ -164,6 +165,8 @@ cdef class KernelPlan:
         c.n_skips = len(plan.skip_item)
         c.skip_prog0 = plan.n_rules + plan.n_constraints + int(plan.cat_case_start[-1])
         c.skip_item = <const int64_t*>_ptr(plan.skip_item)
+        c.skip_kind = <const uint8_t*>_ptr(plan.skip_kind)
+        c.n_item_skips = int(plan.skip_kind.sum())
         c.skip_of_q = <const int16_t*>_ptr(plan.skip_of_q)
 
 
@@ -306,10 +309,12 @@ cdef inline int first_question(const PlanC* p, const Work* w, const uintptr_t* c
     cdef Py_ssize_t q
     cdef int16_t i
     for q in range(p.n_q):
-        if required_only and not p.required[q]:
-            continue
-        if required_only and p.n_skips and p.skip_of_q[q] >= 0 and w.skipped[p.skip_of_q[q] * CHUNK + r]:
-            continue   # a skipped item is not required
+        if required_only:
+            if p.n_skips and p.skip_of_q[q] >= 0:
+                if w.skipped[p.skip_of_q[q] * CHUNK + r]:
+                    continue   # a skipped item, or a field its condition makes unnecessary
+            elif not p.required[q]:
+                continue
         if w.have_idx[q]:
             i = w.idx[q * CHUNK + r]
         else:
@@ -464,9 +469,11 @@ cdef void score_range(const PlanC* p, const uintptr_t* col_ptr, const int8_t* co
         # 2b. Skips (only instruments that define them; their rules read fields only): a skipped item
         #     counts 0 and is not required, so its cell's contribution is taken back out of the
         #     accumulator; a code not allowed still makes the row not allowed.
-        if p.n_skips:
+        if p.n_item_skips:
             eval_atoms(p, w, flags, c0, m)
             for k in range(p.n_skips):
+                if not p.skip_kind[k]:
+                    continue
                 sk = w.skipped + k * CHUNK
                 eval_program(p, w, p.skip_prog0 + k, m, sk)
                 q = p.skip_item[k]
@@ -525,6 +532,17 @@ cdef void score_range(const PlanC* p, const uintptr_t* col_ptr, const int8_t* co
             eval_program(p, w, k, m, truth)
             for r in range(m):
                 w.bits[r] |= (<uint32_t>truth[r]) << k
+        # Fields required unless a condition holds (GB/T A.5.11 when B.3.9 decides coma): optional
+        # in step 2, a gap here while the condition does not hold.
+        for k in range(p.n_skips):
+            if p.skip_kind[k]:
+                continue
+            sk = w.skipped + k * CHUNK
+            eval_program(p, w, p.skip_prog0 + k, m, sk)
+            col = w.idx + p.skip_item[k] * CHUNK
+            for r in range(m):
+                if not sk[r] and col[r] == MISSING:
+                    anyneg[r] = -1
         for k in range(p.n_constraints - 1, -1, -1):   # backwards, so the first that holds wins
             eval_program(p, w, p.n_rules + k, m, truth)
             for r in range(m):

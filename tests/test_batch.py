@@ -109,13 +109,14 @@ def test_matches_score_one_row_by_row(gbt, rng, kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_nulls_for_incomplete_rows(gbt, kind):
     full = max_answers(gbt)
-    rows = [dict(full), {**full, "B.1.1": None}, {**full, "A.5.11": None}, dict(full)]
+    # A.5.11 is needed only when B.3.9 = 0 without a sub-code (reference §5)
+    rows = [dict(full), {**full, "B.1.1": None}, {**full, "A.5.11": None, "B.3.9": 0}, dict(full)]
     for row in rows:
         row["A.4.1"] = None
     got = _records(assess.score(gbt, _table(rows, kind)))
     assert [r["status"] for r in got] == ["ok", "incomplete", "incomplete", "ok"]
     assert [r["error_field"] for r in got] == [None, "B.1.1", "A.5.11", None]
-    assert [r["total"] for r in got] == [90, None, 90, 90]
+    assert [r["total"] for r in got] == [90, None, 88, 90]
     assert [r["B.1"] for r in got] == [32, None, 32, 32]
     assert [r["B.2"] for r in got] == [15, 15, 15, 15]
     assert [r["level"] for r in got] == [0, None, None, 0]

@@ -256,3 +256,30 @@ def test_icd10_list_columns(gbt, seed):
     table = _as_arrow({k: v for k, v in cols.items() if k != "A.4.1"}, "int64")
     table = table.append_column("A.4.1", pa.array(cols["A.4.1"], pa.list_(pa.string())))
     assert_same(gbt, table)
+
+
+@pytest.mark.parametrize("coma_inputs", ["either", "a511_only"])
+@pytest.mark.parametrize("style", ["int64", "text", "dictionary"])
+def test_field_required_unless_a_condition_holds(gbt, coma_inputs, style, seed):
+    """GB/T A.5.11 is required only when B.3.9 cannot decide coma (reference §5): blank A.5.11
+    beside every B.3.9 code, blank and not-allowed B.3.9 included."""
+    ins = gbt.with_settings({"coma_inputs": coma_inputs})
+    rng = np.random.default_rng([seed, 11])
+    cols = random_columns(ins, 3000, rng, bad_share=0.0, missing_share=0.0)
+    cols["A.5.11"] = [None if u < 0.5 else v for u, v in zip(rng.random(3000), cols["A.5.11"])]
+    cols["B.3.9"] = [[2, 1, "1a", "1b", 0, "0a", "0b", None, "9z"][k] for k in rng.integers(0, 9, 3000)]
+    table = _as_arrow(cols, style)
+    assert_same(ins, table)
+    raw = batch.score_raw(ins, table, kernel)
+    a511 = list(ins._questions).index("A.5.11")
+    blank = np.asarray([v is None for v in cols["A.5.11"]])
+    valid_b39 = np.asarray([v not in (None, "9z") for v in cols["B.3.9"]])
+    need = np.asarray([v == 0 for v in cols["B.3.9"]]) if coma_inputs == "either" else valid_b39
+    # rows with a valid B.3.9 and nothing not allowed or contradictory: incomplete exactly when
+    # A.5.11 is blank and needed, and then A.5.11 is the field named
+    rows = valid_b39 & np.isin(raw["status"], [_reference.OK, _reference.INCOMPLETE])
+    incomplete = raw["status"] == _reference.INCOMPLETE
+    assert np.array_equal(incomplete[rows], (blank & need)[rows])
+    assert (raw["error_field"][rows & incomplete] == a511).all()
+    if coma_inputs == "either":   # and some rows do without it
+        assert (rows & blank & ~need & (raw["status"] == _reference.OK)).any()
