@@ -164,7 +164,7 @@ def test_score_one_text(run, answers_file, full):
     res = run("score-one", GBT, answers_file({**full, "A.4.1": ["F03"]}), "--text")
     assert res.exit_code == 0
     assert "总分 90" in res.stdout and "初步等级 0" in res.stdout and "最终等级 1" in res.stdout
-    assert "[附录C C.4 ②]" in res.stdout
+    assert "[附录C C.4 R2]" in res.stdout
 
 
 def test_score_one_stdin(run, full):

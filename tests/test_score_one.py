@@ -213,7 +213,8 @@ INVALID = [
     ("none-item", {"B.4.5": None}, Code.RESP_003, "B.4.5", True),
     ("nan-item", {"B.2.2": float("nan")}, Code.RESP_003, "B.2.2", True),
     ("pd-na-item", {"B.2.2": pd.NA}, Code.RESP_003, "B.2.2", True),
-    ("missing-coma-field", {"A.5.11": _DROP}, Code.RESP_003, "A.5.11", True),
+    # A.5.11 is needed only when B.3.9 cannot decide coma (plain 0 under coma_inputs=either; reference §5)
+    ("missing-coma-field", {"A.5.11": _DROP, "B.3.9": 0}, Code.RESP_003, "A.5.11", True),
     ("missing-event-row", {"A.2.14.3": _DROP}, Code.RESP_003, "A.2.14.3", True),
     ("coma-but-awake", {"A.5.11": 1, "B.3.9": 2}, Code.RESP_004, "A.5.11", False),
     ("coma-but-drowsy", {"A.5.11": 1, "B.3.9": "1a"}, Code.RESP_004, "A.5.11", False),
