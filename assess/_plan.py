@@ -41,6 +41,8 @@ class Plan:
     need_idx: np.ndarray                # uint8 [Q]: the kernel keeps this question's option indexes
     opt_start: np.ndarray               # int64 [Q] offset into opt_points / opt_value
     item_domain: np.ndarray             # int64 [n_items] domain of each item
+    identity_lo: np.ndarray             # int32 [n_items]: allowed integer codes are exactly lo … hi, each
+    identity_hi: np.ndarray             # worth its own value in points (lo > hi when not so)
     item_values: int                    # 1 when a derived score sums items directly
     opt_points: np.ndarray              # int32
     opt_value: np.ndarray               # int32
@@ -89,6 +91,18 @@ def _int_code(key: str) -> int | None:
     except ValueError:
         return None
     return value if str(value) == key else None
+
+
+def _identity_range(codes: np.ndarray, item: m.Item) -> tuple[int, int]:
+    """(lo, hi) when the item's allowed integer codes are exactly lo … hi, each worth its own value
+    in points and no two options sharing a code; (1, 0) otherwise."""
+    allowed = np.nonzero(codes >= 0)[0] + CODE_LO
+    if not len(allowed) or allowed[-1] - allowed[0] + 1 != len(allowed) or allowed[-1] >= 1 << 15:
+        return 1, 0
+    for code in allowed:
+        if item.options[codes[code - CODE_LO]].points != code:
+            return 1, 0
+    return int(allowed[0]), int(allowed[-1])
 
 
 @functools.lru_cache(maxsize=32)
@@ -188,6 +202,7 @@ def compile_plan(ins: m.Instrument) -> Plan:
         prog_start.append(len(ops))
 
     i64 = functools.partial(np.asarray, dtype=np.int64)
+    identity = [_identity_range(code_table[k], item) for k, item in enumerate(ins.items)]
     item_values = any(p in {i.id for i in ins.items} for s in ins.scores for p in s.sum)
     atom_questions = ({a[1] for a in atoms if a[0] in (ATOM_CODE_IN, ATOM_VALUE_AT_LEAST, ATOM_VALUE_AT_MOST)}
                       | {q for a in atoms for q in a[4]})
@@ -201,6 +216,8 @@ def compile_plan(ins: m.Instrument) -> Plan:
         questions=questions, n_items=n_items,
         required=np.asarray([q.required for q in qs], np.uint8),
         code_lo=CODE_LO, code_table=code_table, sum_table=sum_table, pack2=pack2,
+        identity_lo=np.asarray([r[0] for r in identity], np.int32),
+        identity_hi=np.asarray([r[1] for r in identity], np.int32),
         need_idx=np.asarray([k >= n_items or item_values or k in atom_questions or questions[k] in skip_ids
                              for k in range(len(qs))], np.uint8),
         opt_start=i64(opt_start), item_values=int(item_values),

@@ -66,6 +66,8 @@ cdef struct PlanC:
     const int32_t* pack2           # [n_items, MAXOPT + 2] the same by option index + 2 (0: BAD, 1: MISSING)
     int pack2_width
     const int64_t* item_domain
+    const int32_t* identity_lo     # [n_items] codes lo … hi with points = code; lo > hi: not so
+    const int32_t* identity_hi
     const int64_t* opt_start
     const int32_t* opt_points
     const int32_t* opt_value
@@ -138,6 +140,8 @@ cdef class KernelPlan:
         c.sum_table = <const int32_t*>_ptr(plan.sum_table)
         c.pack2 = <const int32_t*>_ptr(plan.pack2)
         c.item_domain = <const int64_t*>_ptr(plan.item_domain)
+        c.identity_lo = <const int32_t*>_ptr(plan.identity_lo)
+        c.identity_hi = <const int32_t*>_ptr(plan.identity_hi)
         c.opt_start = <const int64_t*>_ptr(plan.opt_start)
         c.opt_points = <const int32_t*>_ptr(plan.opt_points)
         c.opt_value = <const int32_t*>_ptr(plan.opt_value)
@@ -192,6 +196,30 @@ cdef inline void item_fast(const code_t* data, const int16_t* ctable, const int3
         for r in range(m):
             off = <int64_t>data[r] - CODE_LO
             idx[r] = ctable[off] if <uint64_t>off < <uint64_t>CODE_SPAN else BAD
+
+
+cdef inline void item_identity(const code_t* data, int32_t lo, int32_t hi, Py_ssize_t m, int32_t* acc) noexcept nogil:
+    # Items whose allowed integer codes are exactly lo … hi with points equal to the code (the
+    # Chinese standards' convention: an option's code is its points value): no table, no branch,
+    # so the compiler vectorises it. A code outside lo … hi adds the "not allowed" count 1.
+    cdef Py_ssize_t r
+    cdef int32_t c, ok
+    for r in range(m):
+        c = <int32_t>data[r]
+        ok = (c >= lo) & (c <= hi)
+        acc[r] += (c << 16) * ok + (1 - ok)
+
+
+cdef inline void item_identity64(const int64_t* data, int32_t lo, int32_t hi, Py_ssize_t m,
+                                 int32_t* acc) noexcept nogil:
+    # The same for int64 columns, compared in 64 bits so that no huge value wraps into range.
+    cdef Py_ssize_t r
+    cdef int64_t c
+    cdef int32_t ok
+    for r in range(m):
+        c = data[r]
+        ok = (c >= lo) & (c <= hi)
+        acc[r] += (<int32_t>(c & 0x7FFF) << 16) * ok + (1 - ok)
 
 
 cdef inline int16_t index_of_int(const int16_t* ctable, int64_t code) noexcept nogil:
@@ -272,6 +300,21 @@ cdef bint item_column_fast(const PlanC* p, Py_ssize_t q, int kind, const void* d
     cdef const int16_t* ct = p.code_table + q * CODE_SPAN
     cdef const int32_t* st = p.sum_table + q * CODE_SPAN
     cdef bint need = p.need_idx[q]
+    cdef int32_t lo = p.identity_lo[q], hi = p.identity_hi[q]
+    if lo <= hi and not need:
+        if kind == K_INT64:
+            item_identity64((<const int64_t*>data) + r0, lo, hi, m, acc)
+        elif kind == K_INT8:
+            item_identity((<const int8_t*>data) + r0, lo, hi, m, acc)
+        elif kind == K_UINT8:
+            item_identity((<const uint8_t*>data) + r0, lo, hi, m, acc)
+        elif kind == K_INT16:
+            item_identity((<const int16_t*>data) + r0, lo, hi, m, acc)
+        elif kind == K_INT32:
+            item_identity((<const int32_t*>data) + r0, lo, hi, m, acc)
+        else:
+            return False
+        return True
     if kind == K_INT8:
         item_fast((<const int8_t*>data) + r0, ct, st, m, need, idx, acc)
     elif kind == K_UINT8:
@@ -733,6 +776,26 @@ cdef inline bint separator(uint32_t cp) noexcept nogil:
             or (0x09 <= cp <= 0x0D) or cp == 0x3000 or cp == 0xA0)
 
 
+cdef enum:
+    C_SEP = 1
+    C_SPACE = 2
+
+cdef uint8_t ASCII_CLASS[128]
+for _c in range(128):
+    ASCII_CLASS[_c] = (C_SEP if ASCII_SEP[_c] else 0) | (C_SPACE if ASCII_SPACE[_c] else 0)
+
+
+cdef inline int char_class(const uint8_t* s, Py_ssize_t end, Py_ssize_t* pos) noexcept nogil:
+    """C_SEP and/or C_SPACE of the character at pos; advances pos past it."""
+    cdef uint8_t c = s[pos[0]]
+    cdef uint32_t cp
+    if c < 0x80:
+        pos[0] += 1
+        return ASCII_CLASS[c]
+    cp = next_cp(s, end, pos)
+    return (C_SEP if separator(cp) else 0) | (C_SPACE if py_space(cp) else 0)
+
+
 cdef inline bint ascii_alnum(uint8_t c) noexcept nogil:
     return (0x30 <= c <= 0x39) or (0x41 <= c <= 0x5A) or (0x61 <= c <= 0x7A)
 
@@ -775,8 +838,8 @@ def icd10_cells(const uint8_t[::1] data, offsets, const uint8_t[::1] valid, Py_s
     """
     cdef const int32_t[::1] off = offsets
     cdef Py_ssize_t row, pos, end, tok, f, n_flags = categories.shape[0]
-    cdef uint32_t cp
-    cdef bint blank, bad, has_valid = valid.shape[0] > 0
+    cdef int cls
+    cdef bint only_space, token_space, bad, has_valid = valid.shape[0] > 0
     cdef int cat
     cdef const uint8_t* s = &data[0] if data.shape[0] else NULL
     if off.shape[0] < n + 1 or state.shape[0] < n or flags.shape[1] < n or flags.shape[0] != n_flags \
@@ -786,40 +849,46 @@ def icd10_cells(const uint8_t[::1] data, offsets, const uint8_t[::1] valid, Py_s
         stop = n
     if not 0 <= start <= stop <= n:
         raise ValueError("row range outside the column")
+    # One pass per cell: separators split tokens, each token must be a code; the cell is blank
+    # when every character is white space (then no token counts). flags arrive zeroed.
     with nogil:
         for row in range(start, stop):
-            for f in range(n_flags):
-                flags[f, row] = 0
             if has_valid and not (valid[(valid_off + row) >> 3] >> ((valid_off + row) & 7)) & 1:
                 state[row] = MISSING if required else 0
                 continue
             pos = off[row]
             end = off[row + 1]
-            blank = True
-            while pos < end and blank:
-                blank = py_space(next_cp(s, end, &pos))
-            if blank:
-                state[row] = MISSING if required else 0
-                continue
-            pos = off[row]
+            only_space = True
             bad = False
-            while pos < end and not bad:
+            while pos < end:
                 tok = pos
-                cp = next_cp(s, end, &pos)
-                if separator(cp):
+                cls = char_class(s, end, &pos)
+                if cls & C_SEP:
+                    if not cls & C_SPACE:
+                        only_space = False
                     continue
+                token_space = cls & C_SPACE
                 while pos < end:        # the token runs to the next separator
                     f = pos
-                    if separator(next_cp(s, end, &pos)):
+                    cls = char_class(s, end, &pos)
+                    if cls & C_SEP:
                         pos = f
                         break
+                    token_space = token_space and cls & C_SPACE
+                if not token_space:
+                    only_space = False
                 cat = code_category(s + tok, pos - tok)
                 if cat < 0:
                     bad = True
-                    break
-                for f in range(n_flags):
-                    flags[f, row] |= categories[f, cat]
-            state[row] = BAD if bad else 0
-            if bad:
+                    if not only_space:
+                        break
+                else:
+                    for f in range(n_flags):
+                        flags[f, row] |= categories[f, cat]
+            if only_space:
+                state[row] = MISSING if required else 0
+            else:
+                state[row] = BAD if bad else 0
+            if bad or only_space:
                 for f in range(n_flags):
                     flags[f, row] = 0
