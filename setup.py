@@ -11,7 +11,7 @@ from setuptools import find_packages, setup
 # and install as the data package assess.instruments, so a plain `pip install .` finds them.
 packages = find_packages(include=["assess", "assess.*", "web", "web.*"]) + ["assess.instruments", "assess.schemas"]
 package_dir = {"assess.instruments": "instruments"}
-package_data = {"assess.schemas": ["*.json"], "assess.instruments": ["*/*.yaml", "*/*/*.yaml"],
+package_data = {"assess": ["*.pyi"], "assess.schemas": ["*.json"], "assess.instruments": ["*/*.yaml", "*/*/*.yaml"],
                 "web": ["schema.sql", "templates/*.html", "templates/*/*.html", "static/*", "static/*/*"]}
 
 
