@@ -1,7 +1,6 @@
 """The ``assess`` command line. Errors from the library are translated here, once."""
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from pathlib import Path
@@ -9,6 +8,7 @@ from pathlib import Path
 import click
 
 from . import __version__
+from ._clitools import reports_errors
 from .errors import AssessError
 from .instrument import list_instruments, load_instrument, load_path
 from .score import score_one
@@ -27,22 +27,6 @@ def _settings(pairs) -> dict:
 
 def _dump(obj) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False, indent=2))
-
-
-def reports_errors(fn):
-    """Print an AssessError's problems (or, with --json, its codes) and exit 2."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except AssessError as exc:
-            if kwargs.get("as_json"):
-                click.echo(json.dumps(exc.to_dict(), ensure_ascii=False, indent=2), err=True)
-            else:
-                for p in exc.problems:
-                    click.echo(f"error {p.code.name}: {p.message}", err=True)
-            sys.exit(2)
-    return wrapper
 
 
 @click.group()

@@ -2,28 +2,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 import sys
 from pathlib import Path
 
 import click
 
-from ..errors import AssessError
+from .._clitools import reports_errors as _errors
 from .columns import read_map
 from .reader import DEFAULT_BATCH_ROWS
-
-
-def _errors(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except AssessError as exc:
-            for p in exc.problems:
-                click.echo(f"error {p.code.name}: {p.message}", err=True)
-            sys.exit(2)
-    return wrapper
 
 
 def _date(ctx, param, value):

@@ -6,32 +6,16 @@ else from standard input when it is not a terminal, else from a hidden prompt.
 """
 from __future__ import annotations
 
-import functools
 import json
 import sys
 
 import click
 
-from ..errors import AssessError
+from .._clitools import reports_errors as _errors
 
 
 def _dump(obj):
     click.echo(json.dumps(obj, ensure_ascii=False, indent=2, default=str))
-
-
-def _errors(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except AssessError as exc:
-            if kwargs.get("as_json"):
-                click.echo(json.dumps(exc.to_dict(), ensure_ascii=False, indent=2), err=True)
-            else:
-                for p in exc.problems:
-                    click.echo(f"error {p.code.name}: {p.message}", err=True)
-            sys.exit(2)
-    return wrapper
 
 
 def _store(ctx):
