@@ -10,7 +10,18 @@ import enum
 from dataclasses import dataclass
 
 
-class Code(enum.Enum):
+class CodeCatalogue:
+    """Mixin of every code enum (here, the store's, the web's): members are (title, message template)."""
+
+    @property
+    def title(self) -> str:
+        return self.value[0]
+
+    def format(self, **kw) -> str:
+        return self.value[1].format(**kw)
+
+
+class Code(CodeCatalogue, enum.Enum):
     """Stable error codes: (title, message template)."""
 
     # Instrument definitions
@@ -74,13 +85,6 @@ class Code(enum.Enum):
     FILE_003 = ("column mapping invalid", "{where}：列对应关系有误（{detail}）。请修改表头或 --map 文件。")
     FILE_004 = ("output cannot be written", "{where}：无法写出（{detail}）。输出支持 .parquet 和 .csv。")
 
-    @property
-    def title(self) -> str:
-        return self.value[0]
-
-    def format(self, **kw) -> str:
-        return self.value[1].format(**kw)
-
 
 @dataclass(frozen=True)
 class Problem:
@@ -138,5 +142,5 @@ def format_allowed(values, limit: int = 12) -> str:
     return shown + (f", … ({len(values)} in all)" if len(values) > limit else "")
 
 
-__all__ = ["Code", "Problem", "problem", "AssessError", "InstrumentError", "AnswerError", "SettingError",
+__all__ = ["Code", "CodeCatalogue", "Problem", "problem", "AssessError", "InstrumentError", "AnswerError", "SettingError",
            "format_allowed"]

@@ -15,10 +15,10 @@ import enum
 from flask import jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from assess.errors import AssessError
+from assess.errors import AssessError, CodeCatalogue
 
 
-class WebCode(enum.Enum):
+class WebCode(CodeCatalogue, enum.Enum):
     WEB_001 = ("authentication required", "Send 'Authorization: Bearer <token>' with a valid, unrevoked token.")
     WEB_002 = ("not allowed for this role", "{detail} Ask an administrator for an account with the right role.")
     WEB_003 = ("not found", "{detail}")
@@ -29,13 +29,6 @@ class WebCode(enum.Enum):
     WEB_008 = ("internal error", "The server failed; the error was logged. Retry, then report it.")
     WEB_009 = ("session expired", "The session has expired; log in again.")
     WEB_010 = ("request too large", "The request body is larger than {limit} bytes.")
-
-    @property
-    def title(self) -> str:
-        return self.value[0]
-
-    def format(self, **kw) -> str:
-        return self.value[1].format(**kw)
 
 
 # HTTP status for an assess code's family: bad input is 422, a missing record 404.

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import enum
 
-from ..errors import AssessError, Problem
+from ..errors import AssessError, CodeCatalogue, Problem
 
 
-class StoreCode(enum.Enum):
+class StoreCode(CodeCatalogue, enum.Enum):
     STORE_001 = ("store not initialised",
                  "{where}: the database has no assess tables (schema {found}). Run `assess store init` first.")
     STORE_002 = ("store schema newer than this engine",
@@ -27,13 +27,6 @@ class StoreCode(enum.Enum):
     STORE_010 = ("not the issuing department",
                  "{where}: record {record_id} was issued by {issuer}; only the issuer can {action} it.")
     STORE_011 = ("record already revoked", "{where}: record {record_id} is already revoked.")
-
-    @property
-    def title(self) -> str:
-        return self.value[0]
-
-    def format(self, **kw) -> str:
-        return self.value[1].format(**kw)
 
 
 class StoreError(AssessError, RuntimeError):
