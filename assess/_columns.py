@@ -36,29 +36,23 @@ class Inputs:
         self.col_kind = np.zeros(n_q, np.int8)
         self.valid_ptr = np.zeros(n_q, np.uint64)
         self.valid_off = np.zeros(n_q, np.int64)
-        flags: list[np.ndarray] = []
+        # One 0/1 array per plan flag; a flag whose column is absent stays all false.
+        self.flags = [np.zeros(batch.num_rows, np.uint8) for _ in plan.flags]
         names = set(batch.schema.names)
         for q, qid in enumerate(plan.questions):
             if qid not in names or q in plan.text:   # text fields are stored by the caller, never scored
                 continue
             col = batch.column(qid)
             if q in plan.icd10:
-                state, col_flags = _icd10(kernel, col, bool(plan.required[q]), [r for fq, r in plan.flags if fq == q],
+                mine = [k for k, (fq, _) in enumerate(plan.flags) if fq == q]
+                state, col_flags = _icd10(kernel, col, bool(plan.required[q]), [plan.flags[k][1] for k in mine],
                                           threads)
                 self._index(q, state)
-                flags.extend(col_flags)
+                for k, f in zip(mine, col_flags):
+                    self.flags[k] = f
             else:
                 self._code_column(plan, q, col)
-        # Flags are listed in plan order; a flag whose column is absent is all false.
-        self.flags = self._flags_in_plan_order(plan, batch, flags)
         self.flag_ptr = np.asarray([f.ctypes.data for f in self.flags] or [0], np.uint64)
-
-    def _flags_in_plan_order(self, plan, batch, computed):
-        out, it = [], iter(computed)
-        names = set(batch.schema.names)
-        for fq, _ in plan.flags:
-            out.append(next(it) if plan.questions[fq] in names else np.zeros(batch.num_rows, np.uint8))
-        return out
 
     def _index(self, q: int, arr: np.ndarray) -> None:
         arr = np.ascontiguousarray(arr, np.int16)
