@@ -20,7 +20,12 @@ from . import model as m
 (ATOM_CODE_IN, ATOM_VALUE_AT_LEAST, ATOM_SUM_AT_LEAST, ATOM_FLAG, ATOM_VALUE_AT_MOST, ATOM_SCORE_BETWEEN,
  ATOM_NEVER) = range(7)
 # Postfix opcodes: push atom k; pop n and push their AND / OR.
-OP_ATOM, OP_AND, OP_OR = 0, 1, 2
+OP_ATOM, OP_AND, OP_OR, OP_COUNT = 0, 1, 2, 3
+# OP_COUNT's argument packs the number of operands and the bounds: n | lo << 20 | hi << 40.
+COUNT_SHIFT = 20
+# Derived score kinds (assess/derived.py; the kernel mirrors these numbers).
+SCORE_KINDS = {"sum": 0, "max": 1, "min": 2, "bands": 3, "matrix": 4, "cases": 5}
+NULL_SCORE = -(1 << 31)
 MAX_OPTIONS = 64   # options per question, so a CodeIn atom is one uint64 bit mask
 # Integer option codes must lie in [CODE_LO, CODE_LO + CODE_SPAN): int8 and uint8 columns then
 # index the table without a bounds check. Codes are points values in practice (0 … 100).
@@ -83,6 +88,12 @@ class Plan:
                                         # while program K (after the category cases) holds
     skip_kind: np.ndarray               # uint8 [K] 1: item skip (counts 0); 0: field required unless it holds
     skip_of_q: np.ndarray               # int16 [Q] index into skip_item, -1 when the question has no skip
+    score_kind: np.ndarray              # int8 [S] SCORE_KINDS of each derived score
+    score_aux_start: np.ndarray         # int64 [S+1] slice of score_aux: bands (lo, hi, value)…; matrix
+    score_aux: np.ndarray               # int32         (lo, span) per axis, then the cells (NULL_SCORE: none)
+    score_case_start: np.ndarray        # int64 [S+1] cases of score s (programs after the skips)
+    score_case_value: np.ndarray        # int32 [cases]
+    score_otherwise: np.ndarray         # int32 [S] value when no case holds (NULL_SCORE: null)
 
 
 def _int_code(key: str) -> int | None:
@@ -182,6 +193,12 @@ def compile_plan(ins: m.Instrument) -> Plan:
     prog_start, ops, args = [0], [], []
 
     def emit(c) -> None:
+        if isinstance(c, m.CountBetween):
+            for sub in c.conditions:
+                emit(sub)
+            ops.append(OP_COUNT)
+            args.append(len(c.conditions) | c.lo << COUNT_SHIFT | min(c.hi, len(c.conditions)) << 2 * COUNT_SHIFT)
+            return
         if isinstance(c, (m.AnyOf, m.AllOf)):
             for sub in c.conditions:
                 emit(sub)
@@ -196,8 +213,9 @@ def compile_plan(ins: m.Instrument) -> Plan:
     skips = [(i, i.skip_when, 1) for i in ins.items if i.skip_when is not None]
     skips += [(f, f.required_unless, 0) for f in ins.fields if f.required_unless is not None]
     skip_ids = {q.id for q, _, kind in skips if kind}
+    score_cases = [cond for s in ins.scores for _, cond in s.cases]
     for cond in ([r.when for r in ins.rules] + [c.when for c in ins.constraints] + case_conds
-                 + [cond for _, cond, _ in skips]):
+                 + [cond for _, cond, _ in skips] + score_cases):
         emit(cond)
         prog_start.append(len(ops))
 
@@ -212,6 +230,14 @@ def compile_plan(ins: m.Instrument) -> Plan:
         sum_q.extend(a[4])
         sum_start.append(len(sum_q))
     bands = sorted(ins.bands, key=lambda b: b.min)
+    aux_start, aux = [0], []
+    for sc in ins.scores:
+        if sc.kind == "bands":
+            aux.extend(x for band in sc.bands for x in band)
+        elif sc.kind == "matrix":
+            aux.extend(x for lo, hi in sc.axes for x in (lo, hi - lo + 1))
+            aux.extend(NULL_SCORE if c is None else c for c in sc.cells)
+        aux_start.append(len(aux))
     return Plan(
         questions=questions, n_items=n_items,
         required=np.asarray([q.required for q in qs], np.uint8),
@@ -248,4 +274,9 @@ def compile_plan(ins: m.Instrument) -> Plan:
         skip_item=i64([qi[q.id] for q, _, _ in skips]),
         skip_kind=np.asarray([kind for _, _, kind in skips], np.uint8),
         skip_of_q=np.asarray([next((k for k, s in enumerate(skips) if s[0].id == q), -1) for q in questions], np.int16),
+        score_kind=np.asarray([SCORE_KINDS[sc.kind] for sc in ins.scores], np.int8),
+        score_aux_start=i64(aux_start), score_aux=np.asarray(aux, np.int32),
+        score_case_start=i64(np.cumsum([0] + [len(sc.cases) for sc in ins.scores])),
+        score_case_value=np.asarray([v for sc in ins.scores for v, _ in sc.cases], np.int32),
+        score_otherwise=np.asarray([NULL_SCORE if sc.otherwise is None else sc.otherwise for sc in ins.scores], np.int32),
     )

@@ -164,6 +164,11 @@ def holds(cond: m.Condition, answers: dict, values: dict | None = None) -> str |
     if isinstance(cond, m.AllOf):
         reasons = [holds(c, answers, values) for c in cond.conditions]
         return "，".join(reasons) if all(reasons) else None
+    if isinstance(cond, m.CountBetween):
+        reasons = [r for r in (holds(c, answers, values) for c in cond.conditions) if r]
+        if cond.lo <= len(reasons) <= cond.hi:
+            return f"{len(reasons)} 项成立" + (f"（{'，'.join(reasons)}）" if reasons else "")
+        return None
     if isinstance(cond, m.CodeIn):
         opt = answers.get(cond.field)
         return f"{cond.field}={opt.raw}（{opt.label.zh}）" if opt is not None and opt.key in cond.keys else None
@@ -239,17 +244,21 @@ def evaluate(ins: m.Instrument, answers, row: int | None = None) -> Evaluation:
         t.append(_step(d.id, f"{d.label.zh} = {shown} = {_show(ev.domains[d.id])}",
                        f"{d.label.en or d.id} = {_show(ev.domains[d.id])}"))
 
-    # Derived scores (GB/T 42195 C.2 total): sums of domains, items or earlier scores.
+    # Derived scores (GB/T 42195 C.2 total; MZ/T 039 domain grades and combination): computed in
+    # definition order from items, domains and earlier scores.
     values = {**ev.item_points, **{i: 0 for i in skipped}, **ev.domains}
     for s in ins.scores:
-        parts = [values.get(p) for p in s.sum]
-        values[s.id] = ev.scores[s.id] = sum(parts) if None not in parts else None
-        t.append(_step(s.clause or s.id, f"{s.label.zh} = {' + '.join(map(_show, parts))} = {_show(values[s.id])}",
-                       f"{s.label.en or s.id} = {_show(values[s.id])}"))
+        values[s.id] = ev.scores[s.id] = _derived(s, values, given, t)
 
     # Initial level (C.3): the band that holds the level score. A band set may declare totals it
     # leaves unlabelled (e.g. Katz Hartford 3 and 5): no level, with the reason; the status stays ok.
     total = values.get(ins.level_score)
+    level_score = next((s for s in ins.scores if s.id == ins.level_score), None)
+    if total is None and level_score is not None and level_score.kind == "matrix":
+        # a combination the table refuses to decide (e.g. MZ/T 039 overlap_resolution=reject)
+        index = level_score.cell_index([values.get(p) for p in level_score.sum]) \
+            if None not in [values.get(p) for p in level_score.sum] else None
+        ev.level_reason = level_score.cell_reasons.get(index)
     if total is not None:
         band = next((b for b in ins.bands if b.min <= total <= b.max), None)
         if band is not None:
@@ -334,6 +343,42 @@ def evaluate(ins: m.Instrument, answers, row: int | None = None) -> Evaluation:
             shown = cat.otherwise[1].zh if cat.otherwise else "无（not_classifiable）"
             t.append(_step(cat.clause, f"{cat.label.zh}：无匹配情形 → {shown}", f"{cat.label.en or cat.id}: no case holds"))
     return ev
+
+
+def _derived(s: m.Score, values: dict, given: dict, t: list):
+    """One derived score and its trace step; None when a part is null (or no case holds)."""
+    parts = [values.get(p) for p in s.sum]
+    named = "，".join(f"{p}={_show(v)}" for p, v in zip(s.sum, parts))
+    labelled = (lambda v: f"{v} {s.value_labels[v].zh}" if v in s.value_labels else _show(v))
+    if s.kind == "cases":
+        value, why = s.otherwise, "无匹配情形"
+        for v, cond in s.cases:
+            reason = holds(cond, given, values)
+            if reason:
+                value, why = v, reason
+                break
+        zh = f"{s.label.zh}：{why} → {labelled(value)}"
+    elif None in parts:
+        value = None
+        zh = f"{s.label.zh}：{named} → 无"
+    elif s.kind == "sum":
+        value = sum(parts)
+        zh = f"{s.label.zh} = {' + '.join(map(_show, parts))} = {value}"
+    elif s.kind in ("max", "min"):
+        value = max(parts) if s.kind == "max" else min(parts)
+        zh = f"{s.label.zh} = {'较大' if s.kind == 'max' else '较小'}者（{named}）= {value}"
+    elif s.kind == "bands":
+        (x,) = parts
+        hit = next(((lo, hi, v) for lo, hi, v in s.bands if lo <= x <= hi), None)
+        value = None if hit is None else hit[2]
+        zh = f"{s.label.zh}：{s.sum[0]}={x}" + (f" 在 {hit[0]}–{hit[1]} → {labelled(value)}" if hit else " → 无")
+    else:  # matrix
+        index = s.cell_index(parts)
+        value = None if index is None else s.cells[index]
+        how = (s.cell_reasons.get(index) or s.cell_traces.get(index)) if index is not None else None
+        zh = f"{s.label.zh}：{how.zh if how else named} → {labelled(value)}"
+    t.append(_step(s.clause or s.id, zh, f"{s.label.en or s.id} = {_show(value)}"))
+    return value
 
 
 _STATUS_ZH = {NOT_ALLOWED: "有不允许的答案代码", INCOMPLETE: "有必答项缺失", INCONSISTENT: "答案之间相互矛盾"}

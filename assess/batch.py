@@ -108,6 +108,9 @@ def to_arrow(ins: m.Instrument, raw: dict) -> pa.Table:
     schema = output_schema(ins)
     null = _reference.NULL_SCORE
     clean = not raw["status"].any() and all(i.required for i in ins.items)
+    # Scores a case list or a table may leave null on an ok row (e.g. MZ/T 039 overlap_resolution
+    # = reject), and a level that follows them, always get masks.
+    clean = clean and not any(s.kind in ("cases", "matrix") for s in ins.scores)
 
     def column(v, typ, is_null):
         return pa.array(v, typ) if clean else pa.array(v, typ, mask=is_null(v))

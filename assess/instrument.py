@@ -16,11 +16,12 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 import jsonschema
 import yaml
 
+from . import derived
 from . import model as m
 from .errors import Code, InstrumentError, SettingError, format_allowed, problem
 
@@ -291,16 +292,11 @@ def _check_references(data: dict, probs: _Problems) -> None:
                           allowed=format_allowed(domain_ids))
 
     ranges = _score_ranges(data)
-    known_scores = set(domain_ids) | set(questions)
-    for i, s in enumerate(data.get("scores", [])):
-        for part in s["sum"]:
-            if part not in known_scores:
-                probs.add(Code.INSTR_003, ("scores", i, "sum"), kind="score part", id=part,
-                          allowed=format_allowed(sorted(known_scores)))
-        known_scores.add(s["id"])
-
     levels = data["levels"]
     ctx = _CondContext(data, questions, settings, probs)
+    first = _setting_values(data)
+    derived.check(data, derived.reachable(data, lambda q: _options(data, q, "scales", first), _resolver(first)),
+                  ctx, probs, _resolver(first), lambda node: _condition(node, first))
     band_sets = _bands(levels)
     if isinstance(levels["bands"], dict):
         ctx.check_cases(levels["bands"], ("levels", "bands"))
@@ -333,10 +329,13 @@ def _check_references(data: dict, probs: _Problems) -> None:
     for i, q in enumerate(data.get("items", [])):
         if "skip_when" in q:
             ctx.check(q["skip_when"], ("items", i, "skip_when"))
+            # A skip reads fields, or items that are never skipped themselves (MZ/T 039 B.3.1 昏迷).
+            readable = {f["id"] for f in data.get("fields", [])} | {
+                it["id"] for it in data["items"] if "skip_when" not in it}
             for qid in _condition_reads(q["skip_when"]):
-                if qid not in {f["id"] for f in data.get("fields", [])}:
+                if qid not in readable:
                     probs.add(Code.INSTR_001, ("items", i, "skip_when"),
-                              detail=f"a skip may read fields only, not {qid!r}")
+                              detail=f"a skip may read fields and unskipped items only, not {qid!r}")
     for i, r in enumerate(data.get("rules", [])):
         ctx.check(r["when"], ("rules", i, "when"))
         target = r["effect"].get("set_level")
@@ -371,8 +370,9 @@ def _check_references(data: dict, probs: _Problems) -> None:
 
 def _condition_reads(cond: dict) -> list:
     """Every item, field or score id a condition (as written, all setting cases) reads."""
-    if "any" in cond or "all" in cond:
-        return [q for c in cond.get("any", cond.get("all")) for q in _condition_reads(c)]
+    for key in ("any", "all", "count"):
+        if key in cond:
+            return [q for c in cond[key] for q in _condition_reads(c)]
     if "by_setting" in cond:
         return [q for c in cond["cases"].values() for q in _condition_reads(c)]
     if "never" in cond:
@@ -388,21 +388,37 @@ def _unique(ids: list[str], kind: str, probs: _Problems) -> None:
         seen.add(x)
 
 
-def _score_ranges(data: dict) -> dict[str, tuple[int, int]]:
-    """Reachable [min, max] of every item, domain and derived score (plain sums)."""
-    ranges: dict[str, tuple[int, int]] = {}
-    for q in data.get("items", []):
-        pts = [o["points"] for o in _options(data, q, "scales") or []]
-        if pts:
-            ranges[q["id"]] = (min(pts), max(pts))
-    for d in data.get("domains", []):
-        parts = [ranges[q["id"]] for q in data["items"] if q["domain"] == d["id"] and q["id"] in ranges]
-        ranges[d["id"]] = (sum(p[0] for p in parts), sum(p[1] for p in parts))
-    for s in data.get("scores", []):
-        parts = [ranges[p] for p in s["sum"] if p in ranges]
-        if len(parts) == len(s["sum"]):
-            ranges[s["id"]] = (sum(p[0] for p in parts), sum(p[1] for p in parts))
-    return ranges
+def _setting_values(data: dict, given: Mapping | None = None) -> dict:
+    """Setting values for building: the given ones, else the default, else the first allowed value
+    (a setting with no default still needs some value to lay out the definition for display)."""
+    given = given or {}
+    return {name: str(given.get(name) if given.get(name) is not None else
+                      s["default"] if s["default"] is not None else next(iter(s["values"])))
+            for name, s in data.get("settings", {}).items()}
+
+
+def _resolver(values: Mapping) -> Callable:
+    """Resolve a node that may depend on a setting: ``{by_setting, cases}`` or ``{setting}``."""
+    def resolve(node):
+        if isinstance(node, dict) and "by_setting" in node:
+            return {str(k): v for k, v in node["cases"].items()}[str(values[node["by_setting"]])]
+        if isinstance(node, dict) and "setting" in node:
+            return values[node["setting"]]
+        return node
+    return resolve
+
+
+def reachable_values(ins: m.Instrument) -> dict[str, frozenset]:
+    """Every value each item, domain and derived score of a built instrument can take."""
+    values = _setting_values(ins.raw, ins.setting_values)
+    return derived.reachable(ins.raw, lambda q: _options(ins.raw, q, "scales", values), _resolver(values))
+
+
+def _score_ranges(data: dict, values: Mapping | None = None) -> dict[str, tuple[int, int]]:
+    """Reachable [min, max] of every item, domain and derived score."""
+    values = _setting_values(data, values)
+    reach = derived.reachable(data, lambda q: _options(data, q, "scales", values), _resolver(values))
+    return {k: (min(v), max(v)) for k, v in reach.items() if v}
 
 
 def _check_scale_cases(data: dict, q: dict, scales_key: str, path: tuple, settings: dict, probs: _Problems) -> None:
@@ -449,6 +465,10 @@ class _CondContext:
     def __init__(self, data, questions, settings, probs):
         self.data, self.questions, self.settings, self.probs = data, questions, settings, probs
 
+    @staticmethod
+    def reads(cond: dict) -> list:
+        return _condition_reads(cond)
+
     def _question(self, qid, path):
         q = self.questions.get(qid)
         if q is None:
@@ -475,8 +495,8 @@ class _CondContext:
         return True
 
     def check(self, cond: dict, path: tuple) -> None:
-        if "any" in cond or "all" in cond:
-            key = "any" if "any" in cond else "all"
+        if "any" in cond or "all" in cond or "count" in cond:
+            key = next(k for k in ("any", "all", "count") if k in cond)
             for i, c in enumerate(cond[key]):
                 self.check(c, path + (key, i))
         elif "by_setting" in cond:
@@ -522,7 +542,10 @@ def build(data: Mapping, path: str, settings: Mapping | None = None) -> m.Instru
     declared = {name: m.Setting(name, _text(s["label"]), {str(k): _text(v) for k, v in s["values"].items()},
                                 None if s["default"] is None else str(s["default"]), s["status"], s["basis"])
                 for name, s in data.get("settings", {}).items()}
-    values = _resolve_settings(iid, declared, settings or {})
+    given = _resolve_settings(iid, declared, settings or {})
+    # A setting with no default and no value (e.g. WHODAS coding) still lets the definition be
+    # laid out for display, under its first value; scoring refuses it (Instrument.unset).
+    values = _setting_values(data, given)
 
     def opts(q, scales_key):
         out = []
@@ -556,7 +579,8 @@ def build(data: Mapping, path: str, settings: Mapping | None = None) -> m.Instru
                    for f in data.get("fields", []))
     domains = tuple(m.Domain(d["id"], _text(d["label"]), tuple(i.id for i in items if i.domain == d["id"]))
                     for d in data.get("domains", []))
-    scores = tuple(m.Score(s["id"], _text(s["label"]), tuple(s["sum"]), s.get("clause", ""))
+    reach = derived.reachable(data, lambda q: _options(data, q, "scales", values), _resolver(values))
+    scores = tuple(derived.build(s, reach, _resolver(values), lambda node: _condition(node, values))
                    for s in data.get("scores", []))
     (band_list,) = _bands(data["levels"], values).values()
     bands = tuple(sorted((m.Band(b["level"], b["min"], b["max"], _text(b["label"])) for b in band_list
@@ -600,7 +624,7 @@ def build(data: Mapping, path: str, settings: Mapping | None = None) -> m.Instru
         source=dict(data["source"]), effective_date=data["effective"]["date"], region=data["effective"]["region"],
         notes=tuple(_text(n) for n in data.get("notes", [])), items=items, fields=fields, domains=domains,
         scores=scores, level_score=data["levels"]["score"], bands=bands, rules=tuple(rules),
-        raise_combination=comb, constraints=constraints, settings=declared, setting_values=values,
+        raise_combination=comb, constraints=constraints, settings=declared, setting_values=given,
         definition_hash=digest, path=str(path), raw=data, levels_clause=data["levels"].get("clause", ""),
         categories=tuple(categories), unclassified=unclassified, other_scales=other_scales)
 
@@ -622,10 +646,6 @@ def _resolve_settings(iid: str, declared: Mapping[str, m.Setting], given: Mappin
                                     allowed=format_allowed(declared[short].values)))
         else:
             values[short] = str(value)
-    unset = [n for n, v in values.items() if v is None]
-    for name in unset:
-        problems.append(problem(Code.SET_002, where=f"instrument {iid}", name=f"{iid}.{name}", value=None,
-                                allowed=format_allowed(declared[name].values)))
     if problems:
         raise SettingError(problems)
     return values
@@ -645,6 +665,9 @@ def _condition(node: Mapping, values: Mapping) -> m.Condition:
         return m.Icd10In(node["field"], tuple(tuple(r.split("-")) if "-" in r else (r, r) for r in node["icd10_in"]))
     if "never" in node:
         return m.Never()
+    if "count" in node:
+        return m.CountBetween(tuple(_condition(c, values) for c in node["count"]),
+                              node.get("at_least", 0), node.get("at_most", len(node["count"])))
     if "sum" in node:
         return m.SumAtLeast(tuple(node["sum"]), node["at_least"])
     if "score" in node:
@@ -658,7 +681,7 @@ def _condition(node: Mapping, values: Mapping) -> m.Condition:
 
 def iter_conditions(cond: m.Condition) -> Iterable[m.Condition]:
     """Every atomic condition inside a condition tree, depth first."""
-    if isinstance(cond, (m.AnyOf, m.AllOf)):
+    if isinstance(cond, (m.AnyOf, m.AllOf, m.CountBetween)):
         for c in cond.conditions:
             yield from iter_conditions(c)
     else:

@@ -82,10 +82,40 @@ class Domain:
 
 @dataclass(frozen=True)
 class Score:
+    """A derived score, computed from items, domains or earlier scores; null when a part is null.
+
+    ``kind`` says how: ``sum`` (of ``sum``, the parts), ``max`` / ``min`` (of the parts), ``bands``
+    (the value of the range that holds the one part: ``bands`` as (lo, hi, value)), ``matrix`` (the
+    cell of ``cells`` indexed by the parts' values; ``axes`` gives each part's (lo, hi), cells are
+    flat in row-major order, None where the table gives no value, with ``cell_reasons`` saying
+    why), or ``cases`` (the value of the first case whose condition holds, else ``otherwise``).
+    """
+
     id: str
     label: Text
-    sum: tuple[str, ...]
+    sum: tuple[str, ...]                 # the parts (for every kind but cases)
     clause: str = ""
+    kind: str = "sum"
+    bands: tuple = ()                    # (lo, hi, value)
+    axes: tuple = ()                     # matrix: (lo, hi) per part
+    cells: tuple = ()                    # matrix: int or None, row-major
+    cell_reasons: Mapping = field(default_factory=dict)   # matrix: flat index → Text for a None cell
+    cell_traces: Mapping = field(default_factory=dict)    # matrix: flat index → Text saying how it was set
+    cases: tuple = ()                    # (value, Condition)
+    otherwise: int | None = None
+    value_labels: Mapping = field(default_factory=dict)   # value → Text (grades, matrix and case values)
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        return self.sum
+
+    def cell_index(self, values) -> int | None:
+        index = 0
+        for v, (lo, hi) in zip(values, self.axes):
+            if not lo <= v <= hi:
+                return None
+            index = index * (hi - lo + 1) + (v - lo)
+        return index
 
 
 @dataclass(frozen=True)
@@ -169,6 +199,15 @@ class SumAtLeast:
 
 
 @dataclass(frozen=True)
+class CountBetween:
+    """Between ``lo`` and ``hi`` of the conditions hold (MZ/T 039 "1–2 of M, S, P in {1, 2}")."""
+
+    conditions: tuple
+    lo: int
+    hi: int
+
+
+@dataclass(frozen=True)
 class Never:
     """A condition that never holds (a setting's case in which a rule or skip does not apply)."""
 
@@ -179,7 +218,7 @@ class Icd10In:
     ranges: tuple[tuple[str, str], ...]   # inclusive 3-character category ranges, e.g. ("F00", "F03")
 
 
-Condition = Union[AnyOf, AllOf, CodeIn, ValueAtLeast, ValueAtMost, ScoreBetween, SumAtLeast, Icd10In, Never]
+Condition = Union[AnyOf, AllOf, CountBetween, CodeIn, ValueAtLeast, ValueAtMost, ScoreBetween, SumAtLeast, Icd10In, Never]
 
 
 @dataclass(frozen=True)
@@ -278,10 +317,15 @@ class Instrument:
     def with_settings(self, settings: Mapping | None = None, **kw) -> "Instrument":
         """The same instrument with some settings changed (names short or ``<id>.<name>``)."""
         from .instrument import build  # the builder owns setting validation and condition resolution
-        merged = dict(self.setting_values)
+        merged = {k: v for k, v in self.setting_values.items() if v is not None}
         merged.update(settings or {})
         merged.update(kw)
         return build(self.raw, self.path, settings=merged)
+
+    @property
+    def unset(self) -> tuple[str, ...]:
+        """Settings with no default that were not given: scoring refuses until they are."""
+        return tuple(n for n, v in self.setting_values.items() if v is None)
 
     def describe_settings(self) -> list[dict]:
         return [{"name": f"{self.id}.{s.name}", "value": self.setting_values[s.name], "default": s.default,

@@ -11,7 +11,7 @@ from typing import Mapping
 
 from . import _reference
 from . import model as m
-from .errors import AnswerError, Code
+from .errors import AnswerError, Code, SettingError, format_allowed, problem
 from .instrument import load_instrument
 from .result import Result
 
@@ -34,8 +34,19 @@ _kernel, backend = _load_backend()
 def resolve(instrument, settings: Mapping | None = None) -> m.Instrument:
     """An Instrument from an id or an Instrument, with settings applied."""
     if isinstance(instrument, m.Instrument):
-        return instrument.with_settings(settings) if settings else instrument
-    return load_instrument(str(instrument), settings=settings)
+        ins = instrument.with_settings(settings) if settings else instrument
+    else:
+        ins = load_instrument(str(instrument), settings=settings)
+    require_settings(ins)
+    return ins
+
+
+def require_settings(ins: m.Instrument) -> None:
+    """Refuse to score while a setting with no default has no value (e.g. WHODAS coding)."""
+    if ins.unset:
+        raise SettingError([problem(Code.SET_003, where=f"instrument {ins.id}", name=f"{ins.id}.{n}",
+                                    basis=ins.settings[n].basis, allowed=format_allowed(ins.settings[n].values))
+                            for n in ins.unset])
 
 
 def score_one(instrument, answers: Mapping, *, settings: Mapping | None = None,

@@ -46,6 +46,14 @@ cdef enum:
     OP_ATOM = 0
     OP_AND = 1
     OP_OR = 2
+    OP_COUNT = 3     # argument: n | lo << 20 | hi << 40
+    # derived score kinds (assess/_plan.py SCORE_KINDS)
+    SK_SUM = 0
+    SK_MAX = 1
+    SK_MIN = 2
+    SK_BANDS = 3
+    SK_MATRIX = 4
+    SK_CASES = 5
     # row status (assess/_reference.py mirrors these numbers)
     S_OK = 0
     S_NOT_ALLOWED = 1
@@ -95,6 +103,13 @@ cdef struct PlanC:
     const int64_t* skip_item       # [K] question of skip K (program skip_prog0 + K)
     const uint8_t* skip_kind       # [K] 1: item skipped while it holds; 0: field not required while it holds
     const int16_t* skip_of_q       # [Q] K of the question's skip, -1 none
+    int score_prog0                # first program of the derived scores' cases
+    const int8_t* score_kind       # [S]
+    const int64_t* score_aux_start # [S+1] bands (lo, hi, value)…; matrix (lo, span) per axis, then cells
+    const int32_t* score_aux
+    const int64_t* score_case_start
+    const int32_t* score_case_value
+    const int32_t* score_otherwise
 
 
 cdef const void* _ptr(arr) except? NULL:
@@ -172,6 +187,13 @@ cdef class KernelPlan:
         c.skip_kind = <const uint8_t*>_ptr(plan.skip_kind)
         c.n_item_skips = int(plan.skip_kind.sum())
         c.skip_of_q = <const int16_t*>_ptr(plan.skip_of_q)
+        c.score_prog0 = c.skip_prog0 + c.n_skips
+        c.score_kind = <const int8_t*>_ptr(plan.score_kind)
+        c.score_aux_start = <const int64_t*>_ptr(plan.score_aux_start)
+        c.score_aux = <const int32_t*>_ptr(plan.score_aux)
+        c.score_case_start = <const int64_t*>_ptr(plan.score_case_start)
+        c.score_case_value = <const int32_t*>_ptr(plan.score_case_value)
+        c.score_otherwise = <const int32_t*>_ptr(plan.score_otherwise)
 
 
 ctypedef fused code_t:
@@ -436,10 +458,23 @@ cdef void eval_program(const PlanC* p, Work* w, Py_ssize_t k, Py_ssize_t m, uint
     cdef Py_ssize_t top = 0, j, n, t, r
     cdef uint8_t* dst
     cdef const uint8_t* src
+    cdef uint8_t lo, hi
     for j in range(p.prog_start[k], p.prog_start[k + 1]):
         if p.prog_op[j] == OP_ATOM:
             memcpy(w.stack + top * CHUNK, w.atoms + p.prog_arg[j] * CHUNK, m)
             top += 1
+        elif p.prog_op[j] == OP_COUNT:
+            n = p.prog_arg[j] & 0xFFFFF
+            lo = (p.prog_arg[j] >> 20) & 0xFFFFF
+            hi = (p.prog_arg[j] >> 40) & 0xFFFFF
+            dst = w.stack + (top - n) * CHUNK
+            for t in range(top - n + 1, top):
+                src = w.stack + t * CHUNK
+                for r in range(m):
+                    dst[r] += src[r]
+            for r in range(m):
+                dst[r] = (dst[r] >= lo) & (dst[r] <= hi)
+            top -= n - 1
         else:
             n = p.prog_arg[j]
             dst = w.stack + (top - n) * CHUNK
@@ -454,6 +489,86 @@ cdef void eval_program(const PlanC* p, Work* w, Py_ssize_t k, Py_ssize_t m, uint
             top -= n - 1
     memcpy(result, w.stack, m)
 
+
+
+cdef void derived_score(const PlanC* p, Work* w, Py_ssize_t k, Py_ssize_t s, Py_ssize_t m, int32_t* v,
+                        uint8_t* vn, const uint8_t** flags, Py_ssize_t c0, uint8_t* truth) noexcept nogil:
+    """Derived score s (group k) over a chunk, from its parts in the value vector (assess/derived.py)."""
+    cdef Py_ssize_t j, r, b, nb, a, naxes
+    cdef int kind = p.score_kind[s]
+    cdef const int32_t* pv
+    cdef const uint8_t* pn
+    cdef const int32_t* aux = p.score_aux + p.score_aux_start[s]
+    cdef const int32_t* cells
+    cdef int32_t x, cell, span
+    cdef int64_t idx
+    cdef uint8_t null
+    if kind == SK_CASES:
+        # The first case that holds; its conditions may read items, fields and earlier scores.
+        eval_atoms(p, w, flags, c0, m)
+        memset(v, 0, m * sizeof(int32_t))
+        memset(vn, 1, m)
+        for j in range(p.score_case_start[s], p.score_case_start[s + 1]):
+            eval_program(p, w, p.score_prog0 + j, m, truth)
+            for r in range(m):
+                if truth[r] and vn[r]:
+                    v[r] = p.score_case_value[j]
+                    vn[r] = 0
+        if p.score_otherwise[s] != NULL_SCORE:
+            for r in range(m):
+                if vn[r]:
+                    v[r] = p.score_otherwise[s]
+                    vn[r] = 0
+        return
+    j = p.part_start[k]
+    pv = w.val + p.parts[j] * CHUNK
+    pn = w.vnull + p.parts[j] * CHUNK
+    if kind == SK_BANDS:
+        nb = (p.score_aux_start[s + 1] - p.score_aux_start[s]) // 3
+        for r in range(m):
+            x = pv[r]
+            v[r] = 0
+            vn[r] = 1
+            if not pn[r]:
+                for b in range(nb):
+                    if aux[3 * b] <= x <= aux[3 * b + 1]:
+                        v[r] = aux[3 * b + 2]
+                        vn[r] = 0
+                        break
+        return
+    if kind == SK_MATRIX:
+        naxes = p.part_start[k + 1] - p.part_start[k]
+        cells = aux + 2 * naxes
+        for r in range(m):
+            idx = 0
+            null = 0
+            for a in range(naxes):
+                x = w.val[p.parts[j + a] * CHUNK + r] - aux[2 * a]
+                span = aux[2 * a + 1]
+                null |= w.vnull[p.parts[j + a] * CHUNK + r] | (x < 0) | (x >= span)
+                idx = idx * span + x
+            cell = NULL_SCORE if null else cells[idx]
+            vn[r] = cell == NULL_SCORE
+            v[r] = 0 if vn[r] else cell
+        return
+    # sum, max, min: the first part, then each further one (null when any part is null)
+    memcpy(v, pv, m * sizeof(int32_t))
+    memcpy(vn, pn, m)
+    for j in range(p.part_start[k] + 1, p.part_start[k + 1]):
+        pv = w.val + p.parts[j] * CHUNK
+        pn = w.vnull + p.parts[j] * CHUNK
+        if kind == SK_SUM:
+            for r in range(m):
+                v[r] += pv[r]
+                vn[r] |= pn[r]
+        elif kind == SK_MAX:
+            for r in range(m):
+                v[r] = pv[r] if pv[r] > v[r] else v[r]
+                vn[r] |= pn[r]
+        else:
+            for r in range(m):
+                v[r] = pv[r] if pv[r] < v[r] else v[r]
+                vn[r] |= pn[r]
 
 
 cdef void score_range(const PlanC* p, const uintptr_t* col_ptr, const int8_t* col_kind,
@@ -556,14 +671,7 @@ cdef void score_range(const PlanC* p, const uintptr_t* col_ptr, const int8_t* co
         for k in range(p.n_domains, p.n_groups):
             v = w.val + (p.n_items + k) * CHUNK
             vn = w.vnull + (p.n_items + k) * CHUNK
-            memset(v, 0, m * sizeof(int32_t))
-            memset(vn, 0, m)
-            for j in range(p.part_start[k], p.part_start[k + 1]):
-                pv = w.val + p.parts[j] * CHUNK
-                pn = w.vnull + p.parts[j] * CHUNK
-                for r in range(m):
-                    v[r] += pv[r]
-                    vn[r] |= pn[r]
+            derived_score(p, w, k, k - p.n_domains, m, v, vn, flags, c0, truth)
             for r in range(m):
                 scores[(k - p.n_domains) * n + c0 + r] = NULL_SCORE if vn[r] else v[r]
         # 4. Rules and constraints.

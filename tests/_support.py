@@ -63,11 +63,24 @@ def neutral_fields(ins: m.Instrument) -> dict:
 def max_answers(ins: m.Instrument) -> dict:
     answers = {i.id: first_code_by_points(i)[i.max_points] for i in ins.items}
     answers.update(neutral_fields(ins))
-    return answers
+    return drop_skipped(ins, answers)
+
+
+def drop_skipped(ins: m.Instrument, answers: dict) -> dict:
+    """The answers without those the instrument's own rule skips (e.g. MZ/T B.3.2–B.3.4 when
+    B.3.1 = 3 昏迷): a form leaves them blank, and an answer there is an inconsistency."""
+    from assess import _reference
+    given = {q: ins.question(q).option(_reference.code_key(v)) for q, v in answers.items()
+             if ins.question(q) is not None and ins.question(q).options}
+    given = {q: o for q, o in given.items() if o is not None}
+    return {q: v for q, v in answers.items()
+            if not (isinstance(ins.question(q), m.Item) and ins.question(q).skip_when is not None
+                    and _reference.holds(ins.question(q).skip_when, given))}
 
 
 def contributing_items(ins: m.Instrument, score_id: str) -> list[m.Item]:
-    """The items whose points add up to a domain or derived score."""
+    """The items whose points add up to a domain or derived score (a plain sum; KeyError for a
+    score computed otherwise, e.g. MZ/T 039's grades and combination table)."""
     items = {i.id: i for i in ins.items}
     if score_id in items:
         return [items[score_id]]
@@ -75,31 +88,50 @@ def contributing_items(ins: m.Instrument, score_id: str) -> list[m.Item]:
         if d.id == score_id:
             return [items[i] for i in d.items]
     for s in ins.scores:
-        if s.id == score_id:
+        if s.id == score_id and s.kind == "sum":
             return [it for part in s.sum for it in contributing_items(ins, part)]
     raise KeyError(score_id)
 
 
+def is_plain_sum(ins: m.Instrument, score_id: str) -> bool:
+    try:
+        contributing_items(ins, score_id)
+    except KeyError:
+        return False
+    return True
+
+
 def score_range(ins: m.Instrument, score_id: str) -> tuple[int, int]:
-    items = contributing_items(ins, score_id)
-    return sum(i.min_points for i in items), sum(i.max_points for i in items)
+    reach = reachable_values(ins)[score_id]
+    return min(reach), max(reach)
 
 
-def reachable_totals(ins: m.Instrument) -> list[int]:
-    """Every value the level score can take (subset sums over the contributing items' points)."""
+def reachable_values(ins: m.Instrument) -> dict:
+    from assess.instrument import reachable_values as values
+    return values(ins)
+
+
+def reachable_totals(ins: m.Instrument, score_id: str | None = None) -> list[int]:
+    """Every value the level score (or ``score_id``) can take: subset sums over the contributing
+    items' points for a plain sum, the engine's own reachable set otherwise."""
+    score_id = score_id or ins.level_score
+    if not is_plain_sum(ins, score_id):
+        return sorted(reachable_values(ins)[score_id])
     reach = {0}
-    for it in contributing_items(ins, ins.level_score):
+    for it in contributing_items(ins, score_id):
         reach = {t + o.points for t in reach for o in it.options}
     return sorted(reach)
 
 
-def answers_for_total(ins: m.Instrument, target: int, rng: random.Random | None = None) -> dict | None:
-    """Answers whose level score is exactly ``target``, or None when no answer set reaches it.
+def answers_for_total(ins: m.Instrument, target: int, rng: random.Random | None = None,
+                      score_id: str | None = None) -> dict | None:
+    """Answers whose level score (or ``score_id``, a plain sum) is exactly ``target``, or None when
+    no answer set reaches it.
 
     Subset-sum over the contributing items' point values, so it works for any option points
     (0/5/10 series, items with gaps). With ``rng`` the way the total is made up is random.
     """
-    items = contributing_items(ins, ins.level_score)
+    items = contributing_items(ins, score_id or ins.level_score)
     reach = [{0}]
     for it in items:
         pts = {o.points for o in it.options}

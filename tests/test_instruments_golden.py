@@ -13,7 +13,8 @@ import pytest
 
 import assess
 
-from _support import GOLDEN_DIR, answers_for_total, instrument_files, load_file, read_yaml, reachable_totals
+from _support import (GOLDEN_DIR, answers_for_total, instrument_files, is_plain_sum, load_file, read_yaml,
+                      reachable_totals)
 
 GOLDEN_FILES = sorted(GOLDEN_DIR.glob("*/*/cases.yaml"))
 
@@ -118,6 +119,8 @@ def test_generated_cutoffs(path, settings, rng):
     """Both sides of every cut-off of every band set: the band's lowest reachable total, and the
     highest reachable total below it (which must fall in the neighbouring band)."""
     ins = load_file(path).with_settings(settings)
+    if not is_plain_sum(ins, ins.level_score):
+        pytest.skip("the level comes from a grade table, not a sum (tested by test_generated_grade_cutoffs)")
     reach = reachable_totals(ins)
     checked = 0
     for band in ins.bands:
@@ -132,3 +135,33 @@ def test_generated_cutoffs(path, settings, rng):
             assert (result.total, result.level_initial) == (total, want)
             checked += 1
     assert checked >= 2 * len(ins.bands)
+
+
+def _graded_scores():
+    out = []
+    for path in instrument_files():
+        ins = load_file(path)
+        for s in ins.scores:
+            if s.kind == "bands" and is_plain_sum(ins, s.sum[0]):
+                out.append(pytest.param(path, s.id, id=f"{path.parent.name}-{s.id}"))
+    return out
+
+
+@pytest.mark.parametrize("path, score_id", _graded_scores())
+def test_generated_grade_cutoffs(path, score_id, rng):
+    """Both sides of every range of every banded score (e.g. MZ/T 039 domain grades A, M, P): the
+    range's lowest and highest reachable value and the highest reachable value below it."""
+    ins = load_file(path)
+    s = next(x for x in ins.scores if x.id == score_id)
+    reach = reachable_totals(ins, s.sum[0])
+    checked = 0
+    for lo, hi, value in s.bands:
+        inside = [t for t in reach if lo <= t <= hi]
+        below = [t for t in reach if t < lo]
+        for total in [min(inside), max(inside)] + ([max(below)] if below else []):
+            want = next(v for a, b, v in s.bands if a <= total <= b)
+            result = assess.score_one(ins, answers_for_total(ins, total, rng, score_id=s.sum[0]))
+            got = result.scores[score_id] if score_id in result.scores else None
+            assert (result.domains.get(s.sum[0], result.scores.get(s.sum[0])), got) == (total, want)
+            checked += 1
+    assert checked >= 2 * len(s.bands)
