@@ -431,9 +431,30 @@ def _check_scale_cases(data: dict, q: dict, scales_key: str, path: tuple, settin
     if want != have:
         probs.add(Code.INSTR_001, path + ("cases",),
                   detail=f"cases {sorted(have)} must be exactly the values of {name!r}: {sorted(want)}")
+    # Scales may code differently (WHODAS 1–5 or 0–4, Shah levels or points) only where no
+    # condition reads the question: a condition's codes are checked against one scale.
     codes = [sorted(_key(o["code"]) for o in data.get(scales_key, {}).get(s) or []) for s in _scale_names(q)]
-    if any(c != codes[0] for c in codes):
-        probs.add(Code.INSTR_001, path, detail="every scale a setting can choose must offer the same codes")
+    if any(c != codes[0] for c in codes) and q["id"] in _all_condition_reads(data):
+        probs.add(Code.INSTR_001, path, detail="a condition reads this question, so every scale a setting can "
+                                               "choose must offer the same codes")
+
+
+def _all_condition_reads(data: dict) -> set:
+    """Every id any condition of the definition reads (rules, constraints, categories, skips,
+    requirements, derived-score cases and combination rules)."""
+    conds = [r["when"] for r in data.get("rules", [])] + [c["when"] for c in data.get("constraints", [])]
+    conds += [c["when"] for cat in data.get("categories", []) for c in cat["cases"]]
+    conds += [q["skip_when"] for q in data.get("items", []) if "skip_when" in q]
+    for f in data.get("fields", []):
+        req = f.get("required")
+        if isinstance(req, dict):
+            conds += [req["unless"]] if "unless" in req else [c["unless"] for c in req["cases"].values()
+                                                              if isinstance(c, dict)]
+    for sc in data.get("scores", []):
+        conds += [c["when"] for c in sc.get("cases", [])]
+        conds += [r["when"] for r in sc.get("matrix", {}).get("rules", [])]
+        conds += [g["when"] for g in sc.get("matrix", {}).get("gaps", [])]
+    return {q for c in conds for q in _condition_reads(c)}
 
 
 def _check_bands(bands: list[dict], rng: tuple[int, int], probs: _Problems, path: tuple = ("levels", "bands")) -> None:
