@@ -47,6 +47,7 @@ class Code(CodeCatalogue, enum.Enum):
     SET_002 = ("setting value not allowed", "{where}: setting {name!r} cannot be {value!r}. Allowed: {allowed}.")
     SET_003 = ("setting required", "{where}: setting {name!r} has no default and must be given before scoring "
                                    "(no safe value is established: {basis}). Allowed: {allowed}.")
+    SET_004 = ("grading table invalid", "{where}: {detail}. Fix the table file (format: assess/grading_table.py).")
     # Screening files, one row each (assess screen). Messages are Chinese first: screening offices read them.
     ROW_001 = ("identity number malformed",
                "{where}，{column}：公民身份号码 {value} 不符合 GB 11643（{detail}）。请按证件填写18位号码（末位为数字或X）。")

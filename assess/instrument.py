@@ -21,7 +21,7 @@ from typing import Callable, Iterable, Mapping
 import jsonschema
 import yaml
 
-from . import derived
+from . import derived, grading_table
 from . import model as m
 from .errors import Code, InstrumentError, SettingError, format_allowed, problem
 
@@ -86,32 +86,54 @@ def load_instrument(instrument_id: str, version: str | None = None, settings: Ma
                                       version=f" version {version!r}" if version else "",
                                       allowed=format_allowed(known)))
     version = version or max(versions, key=_version_key)
-    return _load_cached(str(versions[version]), _freeze(settings), _stamp(versions[version]))
+    return _load_cached(str(versions[version]), _freeze(settings), _stamp(versions[version], settings))
 
 
 def load_path(path: str | os.PathLike, settings: Mapping | None = None) -> m.Instrument:
     """Load and validate a definition file that need not be installed (re-read when it changes)."""
-    return _load_cached(str(Path(path).resolve()), _freeze(settings), _stamp(path))
+    return _load_cached(str(Path(path).resolve()), _freeze(settings), _stamp(path, settings))
 
 
 def _freeze(settings):
-    return tuple(sorted((str(k), None if v is None else str(v)) for k, v in (settings or {}).items()))
+    def frozen(v):
+        if v is None or isinstance(v, (str, int, float, os.PathLike)):
+            return None if v is None else str(v)
+        return "data:" + json.dumps(v, sort_keys=True, ensure_ascii=False, default=str)   # a table given as data
+    return tuple(sorted((str(k), frozen(v)) for k, v in (settings or {}).items()))
 
 
-def _stamp(path) -> tuple:
-    """What makes a cached definition stale: the file's modification time and size."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return (None, None)   # _read reports the missing file
-    return (st.st_mtime_ns, st.st_size)
+def _unfreeze(settings: tuple) -> dict:
+    return {k: json.loads(v[5:]) if isinstance(v, str) and v.startswith("data:") else v for k, v in settings}
+
+
+def read_tables(data: Mapping, settings: Mapping) -> dict:
+    """The settings, with each table setting given as a file path replaced by the file's data."""
+    tables = {n for n, s in data.get("settings", {}).items() if s.get("kind") == "table"}
+    out = {}
+    for k, v in settings.items():
+        short = k[len(data["id"]) + 1:] if k.startswith(data["id"] + ".") else k
+        out[k] = grading_table.read(v) if short in tables and isinstance(v, (str, os.PathLike)) else v
+    return out
+
+
+def _stamp(path, settings: Mapping | None = None) -> tuple:
+    """What makes a cached definition stale: the modification time and size of the file and of any
+    file a setting names (a grading table)."""
+    def one(p):
+        try:
+            st = os.stat(p)
+        except OSError:
+            return (None, None)   # _read reports the missing file
+        return (st.st_mtime_ns, st.st_size)
+    files = [v for v in (settings or {}).values() if isinstance(v, (str, os.PathLike)) and os.path.isfile(v)]
+    return (one(path), *(one(f) for f in files))
 
 
 @functools.lru_cache(maxsize=64)
 def _load_cached(path: str, settings: tuple, stamp: tuple) -> m.Instrument:
     data, lines = _read(Path(path))
     validate(data, path, lines)
-    return build(data, path, settings=dict(settings))
+    return build(data, path, settings=read_tables(data, _unfreeze(settings)))
 
 
 # --------------------------------------------------------------------------- reading
@@ -306,7 +328,9 @@ def _check_references(data: dict, probs: _Problems) -> None:
     else:
         for set_id, bands in band_sets.items():
             path = ("levels", "bands") + (("cases", set_id) if set_id else ())
-            _check_bands(bands, ranges[levels["score"]], probs, path)
+            # the setting that picks a band set may also pick the scale (WHODAS 1–5 or 0–4 coding)
+            rng = _score_ranges(data, {levels["bands"]["by_setting"]: set_id}) if set_id else ranges
+            _check_bands(bands, rng.get(levels["score"], ranges[levels["score"]]), probs, path)
     # a level a rule sets must exist in every band set
     level_numbers = set.intersection(*({b["level"] for b in bands if "level" in b} for bands in band_sets.values()))
     for i, other in enumerate(data.get("other_scales", [])):
@@ -394,7 +418,7 @@ def _setting_values(data: dict, given: Mapping | None = None) -> dict:
     given = given or {}
     return {name: str(given.get(name) if given.get(name) is not None else
                       s["default"] if s["default"] is not None else next(iter(s["values"])))
-            for name, s in data.get("settings", {}).items()}
+            for name, s in data.get("settings", {}).items() if s.get("kind") != "table"}
 
 
 def _resolver(values: Mapping) -> Callable:
@@ -560,10 +584,12 @@ class _CondContext:
 def build(data: Mapping, path: str, settings: Mapping | None = None) -> m.Instrument:
     """Build a validated definition into a frozen :class:`~assess.model.Instrument` (no I/O)."""
     iid = data["id"]
-    declared = {name: m.Setting(name, _text(s["label"]), {str(k): _text(v) for k, v in s["values"].items()},
-                                None if s["default"] is None else str(s["default"]), s["status"], s["basis"])
+    declared = {name: m.Setting(name, _text(s["label"]),
+                                {str(k): _text(v) for k, v in s.get("values", {}).items()},
+                                None if s["default"] is None else str(s["default"]), s["status"], s["basis"],
+                                s.get("kind", "choice"))
                 for name, s in data.get("settings", {}).items()}
-    given = _resolve_settings(iid, declared, settings or {})
+    given, tables = _resolve_settings(iid, declared, settings or {})
     # A setting with no default and no value (e.g. WHODAS coding) still lets the definition be
     # laid out for display, under its first value; scoring refuses it (Instrument.unset).
     values = _setting_values(data, given)
@@ -639,29 +665,50 @@ def build(data: Mapping, path: str, settings: Mapping | None = None) -> m.Instru
                                      tuple((c["value"], _text(c["label"]), _condition(c["when"], values))
                                            for c in cat["cases"]),
                                      None if other is None else (other["value"], _text(other["label"]))))
-    digest = hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
+    level_score = data["levels"]["score"]
+    spec = data.get("grading_table")
+    if spec is not None and spec["setting"] in tables:
+        # An office's grading table (LTC 2021 §5): its grades and combination become derived scores.
+        table = tables[spec["setting"]]
+        levels = {lv["level"] for lv in spec["levels"]}
+        grading_table.validate(table, spec, {i: max(reach[i]) for i in spec["indicators"]}, levels)
+        extra, level_score, bands = grading_table.apply(table, spec)
+        scores += extra
+        unclassified = ()
+        given[spec["setting"]] = grading_table.label(table)
+    digest = hashlib.sha256(json.dumps([data, tables], sort_keys=True, ensure_ascii=False, default=str)
+                            .encode()).hexdigest() if tables else \
+        hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
     return m.Instrument(
         id=iid, version=str(data["version"]), title=_text(data["title"]), direction=data["direction"],
         source=dict(data["source"]), effective_date=data["effective"]["date"], region=data["effective"]["region"],
         notes=tuple(_text(n) for n in data.get("notes", [])), items=items, fields=fields, domains=domains,
-        scores=scores, level_score=data["levels"]["score"], bands=bands, rules=tuple(rules),
+        scores=scores, level_score=level_score, bands=bands, rules=tuple(rules),
         raise_combination=comb, constraints=constraints, settings=declared, setting_values=given,
         definition_hash=digest, path=str(path), raw=data, levels_clause=data["levels"].get("clause", ""),
-        categories=tuple(categories), unclassified=unclassified, other_scales=other_scales)
+        categories=tuple(categories), unclassified=unclassified, other_scales=other_scales, tables=tables)
 
 
 def _text(t: Mapping) -> m.Text:
     return m.Text(t["zh"], t.get("en", ""))
 
 
-def _resolve_settings(iid: str, declared: Mapping[str, m.Setting], given: Mapping) -> dict:
+def _resolve_settings(iid: str, declared: Mapping[str, m.Setting], given: Mapping) -> tuple[dict, dict]:
+    """(setting values, tables given as data): a table setting takes a table, not one of its values."""
     values = {name: s.default for name, s in declared.items()}
+    tables = {}
     problems = []
     for name, value in given.items():
         short = name[len(iid) + 1:] if name.startswith(iid + ".") else name
         if short not in declared:
             problems.append(problem(Code.SET_001, where=f"instrument {iid}", name=name,
                                     allowed=format_allowed(f"{iid}.{n}" for n in declared)))
+        elif declared[short].kind == "table":
+            if isinstance(value, Mapping):
+                tables[short] = dict(value)
+            elif value is not None:
+                problems.append(problem(Code.SET_002, where=f"instrument {iid}", name=f"{iid}.{short}",
+                                        value=value, allowed="a table file (YAML or JSON) or its data"))
         elif value is None or str(value) not in declared[short].values:
             problems.append(problem(Code.SET_002, where=f"instrument {iid}", name=f"{iid}.{short}", value=value,
                                     allowed=format_allowed(declared[short].values)))
@@ -669,7 +716,7 @@ def _resolve_settings(iid: str, declared: Mapping[str, m.Setting], given: Mappin
             values[short] = str(value)
     if problems:
         raise SettingError(problems)
-    return values
+    return values, tables
 
 
 def _condition(node: Mapping, values: Mapping) -> m.Condition:

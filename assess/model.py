@@ -152,6 +152,7 @@ class Setting:
     default: str | None
     status: str
     basis: str
+    kind: str = "choice"   # "choice" among values, or "table" (a file the deploying office supplies)
 
 
 # Conditions, with every ``by_setting`` already resolved for the settings in force.
@@ -292,6 +293,7 @@ class Instrument:
     categories: tuple = ()            # Category
     unclassified: tuple = ()          # Unclassified spans of the band set in force
     other_scales: tuple = ()          # OtherScale
+    tables: Mapping = field(default_factory=dict)   # table setting name → the office's table (parsed)
 
     def question(self, qid: str) -> Question | None:
         return self._questions.get(qid)
@@ -316,20 +318,23 @@ class Instrument:
 
     def with_settings(self, settings: Mapping | None = None, **kw) -> "Instrument":
         """The same instrument with some settings changed (names short or ``<id>.<name>``)."""
-        from .instrument import build  # the builder owns setting validation and condition resolution
+        from .instrument import build, read_tables  # the builder owns setting validation
         merged = {k: v for k, v in self.setting_values.items() if v is not None}
+        merged.update(self.tables)   # tables in force are passed on as data, not by their recorded name
         merged.update(settings or {})
         merged.update(kw)
-        return build(self.raw, self.path, settings=merged)
+        return build(self.raw, self.path, settings=read_tables(self.raw, merged))
 
     @property
     def unset(self) -> tuple[str, ...]:
         """Settings with no default that were not given: scoring refuses until they are."""
-        return tuple(n for n, v in self.setting_values.items() if v is None)
+        return tuple(n for n, v in self.setting_values.items()
+                     if v is None and self.settings[n].kind != "table")   # no table: no level, said why
 
     def describe_settings(self) -> list[dict]:
         return [{"name": f"{self.id}.{s.name}", "value": self.setting_values[s.name], "default": s.default,
-                 "status": s.status, "allowed": list(s.values), "label": s.label.to_dict(), "basis": s.basis}
+                 "status": s.status, "allowed": list(s.values) or ["<table file>"], "label": s.label.to_dict(),
+                 "basis": s.basis, "kind": s.kind}
                 for s in self.settings.values()]
 
     def __hash__(self):

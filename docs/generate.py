@@ -41,6 +41,13 @@ ENVIRONMENT = {
 }
 
 
+def _default(setting: dict) -> str:
+    """A setting's default, or that it has none (WHODAS coding, the LTC 2021 grading table)."""
+    if setting["default"] is not None:
+        return f"`{setting['default']}`"
+    return "none: no level without one" if setting["kind"] == "table" else "none: must be given"
+
+
 def _commands(group: click.Group, prefix: list[str]):
     ctx = click.Context(group, info_name=" ".join(prefix))
     yield prefix, group.get_help(ctx)
@@ -67,7 +74,7 @@ def render() -> str:
         settings = ins.describe_settings()
         if settings:
             out += ["| setting | default | allowed | status |", "|---|---|---|---|"]
-            out += [f"| `{s['name']}` | `{s['default']}` | {', '.join(f'`{a}`' for a in s['allowed'])} | {s['status']} |"
+            out += [f"| `{s['name']}` | {_default(s)} | {', '.join(f'`{a}`' for a in s['allowed'])} | {s['status']} |"
                     for s in settings]
             out.append("")
     out += ["## Error codes", "", "| code | title | message |", "|---|---|---|"]

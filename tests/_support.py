@@ -38,7 +38,7 @@ def required_settings(path: Path) -> dict:
     """Values for settings that have no default (the loader refuses to build without them)."""
     data = read_yaml(path)
     return {name: next(iter(s["values"])) for name, s in (data.get("settings") or {}).items()
-            if s.get("default") is None}
+            if s.get("default") is None and s.get("kind") != "table"}   # a table may be left out
 
 
 def load_file(path: Path) -> m.Instrument:

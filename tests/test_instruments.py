@@ -159,6 +159,9 @@ def test_every_setting_value_builds(path):
     ins = load_file(path)
     base = required_settings(path)
     for name, setting in ins.settings.items():
+        if setting.kind == "table":   # a file the office supplies (tests/test_grading_table.py)
+            assert setting.default is None and not setting.values, name
+            continue
         assert setting.values, name
         for value in setting.values:
             built = assess.load_path(path, settings={**base, name: value})
