@@ -62,37 +62,12 @@ def instruments_list(as_json):
 @reports_errors
 def instruments_show(instrument_id, version, pairs, as_json):
     """Show an instrument: items, options and points, bands, rules and settings in force."""
+    from . import describe
     ins = load_instrument(instrument_id, version=version, settings=_settings(pairs))
     if as_json:
-        _dump({"id": ins.id, "version": ins.version, "title": ins.title.to_dict(), "direction": ins.direction,
-               "source": dict(ins.source), "effective_date": ins.effective_date,
-               "notes": [n.to_dict() for n in ins.notes], "settings": ins.describe_settings(),
-               "items": [{"id": i.id, "domain": i.domain, "label": i.label.to_dict(),
-                          "options": [{"code": o.raw, "points": o.points, "label": o.label.zh} for o in i.options]}
-                         for i in ins.items],
-               "bands": [{"level": b.level, "min": b.min, "max": b.max, "label": b.label.to_dict()} for b in ins.bands],
-               "rules": [{"id": r.id, "clause": r.clause, "label": r.label.zh} for r in ins.rules]})
+        _dump(describe.as_dict(ins))
         return
-    click.echo(f"{ins.id} v{ins.version}  {ins.title.zh}  ({ins.title.en})")
-    click.echo(f"来源: {ins.source['citation']}")
-    click.echo(f"生效日期: {ins.effective_date or '未核实'}  方向: {ins.direction}\n")
-    for d in ins.domains:
-        items = [i for i in ins.items if i.domain == d.id]
-        click.echo(f"{d.id} {d.label.zh}  (0–{sum(i.max_points for i in items)})")
-        for i in items:
-            opts = " · ".join(f"{o.raw}={o.points}" for o in i.options)
-            click.echo(f"  {i.id} {i.label.zh}: {opts}")
-    click.echo("\n等级:")
-    for b in ins.bands:
-        click.echo(f"  {b.level} {b.label.zh}: {b.min}–{b.max}")
-    click.echo("\n规则:")
-    for r in ins.rules:
-        click.echo(f"  {r.id} [{r.clause}] {r.label.zh}")
-    click.echo("\n设置 (settings):")
-    for s in ins.describe_settings():
-        mark = "" if s["value"] == s["default"] else "  (changed)"
-        click.echo(f"  {s['name']} = {s['value']}{mark}   [{s['status']}; allowed: {', '.join(s['allowed'])};"
-                   f" default {s['default']}]")
+    click.echo("\n".join(describe.lines(ins)))
 
 
 @instruments.command("validate")

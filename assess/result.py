@@ -39,6 +39,7 @@ class Result:
     level_reason: str | None = None   # why an ok total has no level (a span the band set leaves unlabelled)
     fields: dict = None       # text fields: stored as given, never scored (e.g. the PHQ-9 difficulty question)
     skipped: tuple = ()       # items the instrument's own rule skipped (count 0; e.g. Lawton C–E for men)
+    total_label: str = "总分"   # what ``total`` is: the level score's label (a grade table's value is no total)
 
     @classmethod
     def from_evaluation(cls, ev: Evaluation) -> "Result":
@@ -57,7 +58,9 @@ class Result:
                         for c in ins.categories},
             level_reason=ev.level_reason.zh if ev.level_reason is not None else None,
             fields={f.id: ev.answers.get(f.id) for f in ins.fields if f.type == "text"},
-            skipped=tuple(ev.skipped))
+            skipped=tuple(ev.skipped),
+            total_label=next((x.label.zh for x in (*ins.scores, *ins.domains) if x.id == ins.level_score
+                              and getattr(x, "kind", "sum") != "sum"), "总分"))
 
     def to_dict(self) -> dict:
         return {
@@ -77,10 +80,10 @@ class Result:
 
     def summary_zh(self) -> str:
         """A readable Chinese summary: the result, then the trace that explains it."""
-        head = (f"{self.instrument}（{self.version}）  总分 {self.total}  "
+        head = (f"{self.instrument}（{self.version}）  {self.total_label} {self.total}  "
                 f"初步等级 {self.level_initial}  最终等级 {self.level} {self.level_label or ''}").rstrip()
         if self.status == "ok" and self.level_reason:
-            head = f"{self.instrument}（{self.version}）  总分 {self.total}  不分级（{self.level_reason}）"
+            head = f"{self.instrument}（{self.version}）  {self.total_label} {self.total}  不分级（{self.level_reason}）"
         if self.status != "ok":
             head = f"{self.instrument}（{self.version}）  未评定等级（{self.status}）"
         lines = [head, ""] + [f"  [{s['clause']}] {s['zh']}" for s in self.trace]
