@@ -121,8 +121,6 @@ def compile_plan(ins: m.Instrument) -> Plan:
     questions = tuple(ins._questions)
     qi = {q: i for i, q in enumerate(questions)}
     qs = [ins.question(q) for q in questions]
-    if any(len(q.options) > MAX_OPTIONS for q in qs):
-        raise ValueError(f"{ins.id}: more than {MAX_OPTIONS} options in one question")
 
     code_table = np.full((len(qs), CODE_SPAN), -2, np.int16)
     opt_start, opt_points, opt_value = [], [], []
@@ -169,6 +167,8 @@ def compile_plan(ins: m.Instrument) -> Plan:
     def atom(c) -> int:
         if isinstance(c, m.CodeIn):
             q = ins.question(c.field)
+            if len(q.options) > MAX_OPTIONS:   # integer fields are read by at_least / at_most instead
+                raise ValueError(f"{ins.id} {q.id}: a code condition on a question with more than {MAX_OPTIONS} options")
             mask = sum(1 << j for j, o in enumerate(q.options) if o.key in c.keys)
             atoms.append((ATOM_CODE_IN, qi[c.field], mask, 0, ()))
         elif isinstance(c, m.ValueAtLeast):

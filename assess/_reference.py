@@ -254,6 +254,8 @@ def evaluate(ins: m.Instrument, answers, row: int | None = None) -> Evaluation:
     # leaves unlabelled (e.g. Katz Hartford 3 and 5): no level, with the reason; the status stays ok.
     total = values.get(ins.level_score)
     level_score = next((s for s in ins.scores if s.id == ins.level_score), None)
+    if total is None and level_score is not None and level_score.kind == "cases":
+        ev.level_reason = level_score.none_reason   # e.g. GB/T 26341: the assessor must decide
     if total is None and level_score is not None and level_score.kind == "matrix":
         # a combination the table refuses to decide (e.g. MZ/T 039 overlap_resolution=reject)
         index = level_score.cell_index([values.get(p) for p in level_score.sum]) \

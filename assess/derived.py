@@ -252,6 +252,8 @@ def build(s: Mapping, values: Mapping[str, frozenset], resolve: Callable, condit
                        value_labels=labels)
     if kind == "cases":
         labels = {c["value"]: m.Text(c["label"]["zh"], c["label"].get("en", "")) for c in s["cases"] if "label" in c}
+        why = s.get("none_reason")
         return m.Score(**common, cases=tuple((c["value"], condition(c["when"])) for c in s["cases"]),
-                       otherwise=s.get("otherwise"), value_labels=labels)
+                       otherwise=s.get("otherwise"), value_labels=labels,
+                       none_reason=m.Text(why["zh"], why.get("en", "")) if why else None)
     return m.Score(**common)

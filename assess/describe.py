@@ -39,8 +39,8 @@ def lines(ins: m.Instrument) -> list[str]:
     if ins.fields:
         out.append("\n规则输入与记录字段 (fields):")
         for f in ins.fields:
-            what = {"icd10_list": "ICD-10 诊断编码", "text": "文本，仅记录不计分"}.get(f.type) or \
-                " · ".join(str(c) for c in f.codes)
+            what = {"icd10_list": "ICD-10 诊断编码", "text": "文本，仅记录不计分"}.get(f.type) or (
+                f"整数 {f.codes[0]}–{f.codes[-1]}" if f.type == "integer" else " · ".join(str(c) for c in f.codes))
             out.append(f"  {f.id} {f.label.zh}: {what}{'' if f.required else '（非必填）'}")
     if ins.scores:
         out.append("\n派生分数 (scores):")

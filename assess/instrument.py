@@ -291,6 +291,14 @@ def _check_references(data: dict, probs: _Problems) -> None:
             if isinstance(q.get("scale"), dict):
                 _check_scale_cases(data, q, scales_key, (kind, i, "scale"), settings, probs)
             opts = _options(data, q, scales_key)
+            if kind == "fields" and (q["type"] == "integer") != ("min" in q and "max" in q):
+                probs.add(Code.INSTR_001, (kind, i), detail="min and max are given for an integer field, and only for one")
+            if kind == "fields" and q["type"] == "integer":
+                if "options" in q or "scale" in q:
+                    probs.add(Code.INSTR_001, (kind, i), detail="an integer field takes min and max, not options")
+                elif q.get("min", 0) > q.get("max", 0):
+                    probs.add(Code.INSTR_001, (kind, i), detail="min > max")
+                continue
             if kind == "fields" and q["type"] in ("icd10_list", "text"):
                 if "options" in q or "scale" in q:
                     probs.add(Code.INSTR_001, (kind, i), detail=f"a {q['type']} field takes no options")
@@ -525,6 +533,8 @@ class _CondContext:
         return q
 
     def _opts(self, q):
+        if q.get("type") == "integer":
+            return [{"code": v, "value": v} for v in range(q.get("min", 0), q.get("max", -1) + 1)]
         return _options(self.data, q, "scales" if "domain" in q else "field_scales") or []
 
     def check_cases(self, node, path):
@@ -550,7 +560,9 @@ class _CondContext:
                     self.check(c, path + ("cases", k))
         elif "in" in cond:
             q = self._question(cond["field"], path + ("field",))
-            if q is not None:
+            if q is not None and q.get("type") == "integer":
+                self.probs.add(Code.INSTR_001, path, detail=f"{q['id']} is an integer field: read it with at_least / at_most")
+            elif q is not None:
                 keys = [_key(o["code"]) for o in self._opts(q)]
                 for code in cond["in"]:
                     if _key(code) not in keys:
@@ -619,8 +631,12 @@ def build(data: Mapping, path: str, settings: Mapping | None = None) -> m.Instru
                          _text(q["description"]) if "description" in q else None, domain=q["domain"],
                          skip_when=skip(q))
                   for q in data["items"])
-    fields = tuple(m.Field(f["id"], _text(f["label"]),
-                           () if f["type"] in ("icd10_list", "text") else opts(f, "field_scales"),
+    def field_options(f):
+        if f["type"] == "integer":   # every whole number in range is an option worth itself
+            return tuple(m.Option(v, str(v), m.Text(str(v)), None, v) for v in range(f["min"], f["max"] + 1))
+        return () if f["type"] in ("icd10_list", "text") else opts(f, "field_scales")
+
+    fields = tuple(m.Field(f["id"], _text(f["label"]), field_options(f),
                            required(f, f["type"] != "text")[0],
                            required_unless=required(f, f["type"] != "text")[1], type=f["type"])
                    for f in data.get("fields", []))

@@ -104,6 +104,7 @@ class Score:
     cases: tuple = ()                    # (value, Condition)
     otherwise: int | None = None
     value_labels: Mapping = field(default_factory=dict)   # value → Text (grades, matrix and case values)
+    none_reason: Text | None = None      # cases: why no case holds on an ok assessment
 
     @property
     def parts(self) -> tuple[str, ...]:

@@ -199,3 +199,39 @@ def _intact() -> dict:
                                    "B.4.2", "B.4.3", "B.4.4", "B.4.5", "A.2.13.1", "A.2.13.2", "A.2.14.1",
                                    "A.2.14.2", "A.2.14.3", "A.2.14.4")})
     return answers
+
+
+# --------------------------------------------------------------------------- integer fields (GB/T 26341 age, IQ, DQ)
+
+GBT26341_FILE = INSTRUMENTS_DIR / "gbt26341-2010" / "2010.yaml"
+
+
+def test_integer_field_takes_every_whole_number_in_range():
+    ins = assess.load_instrument("gbt26341-2010")
+    age = ins.question("age_years")
+    assert (age.type, age.codes[0], age.codes[-1], len(age.codes)) == ("integer", 0, 130, 131)
+    base = {"disability_type": 2, "ab": 2, "iq": 40}
+    assert assess.score_one(ins, {**base, "age_years": "30"}).level == 1          # text "30" is 30
+    assert assess.score_one(ins, {**base, "age_years": 30.0}).level == 1          # 30.0 is 30
+    with pytest.raises(assess.AnswerError) as info:
+        assess.score_one(ins, {**base, "age_years": 30.5})
+    assert info.value.problems[0].item == "age_years"
+
+
+@pytest.mark.parametrize("old, new, detail", [
+    ("{id: age_years, type: integer, min: 0, max: 130,", "{id: age_years, type: integer, min: 0,",
+     "min and max are given for an integer field"),
+    ("{id: age_years, type: integer, min: 0, max: 130,", "{id: age_years, type: integer, min: 131, max: 130,",
+     "min > max"),
+    ("{field: age_years, at_most: 17}, {field: ab, in: [3]}]}}",
+     "{field: age_years, in: [17]}, {field: ab, in: [3]}]}}", "read it with at_least / at_most"),
+])
+def test_broken_integer_field_is_refused(tmp_path, old, new, detail):
+    text = GBT26341_FILE.read_text(encoding="utf-8")
+    assert old in text
+    folder = tmp_path / "gbt26341-2010"
+    folder.mkdir()
+    (folder / "2010.yaml").write_text(text.replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(assess.InstrumentError) as info:
+        assess.load_path(folder / "2010.yaml")
+    assert any(detail in p.message for p in info.value.problems), [p.message for p in info.value.problems]
