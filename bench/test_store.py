@@ -104,7 +104,8 @@ def loaded(request, parquet, tmp_path_factory):
     store._bench_parquet = parquet
     rate = ROWS / secs
     print(f"\n[{request.param}] import {ROWS} rows in {secs:.1f} s = {rate:,.0f} rows/s; "
-          f"{cpu:.1f} CPU s in this process and its workers ({cpu / ROWS * 1e6:.1f} µs/row)")
+          f"{cpu:.1f} CPU s in this process and its workers ({cpu / ROWS * 1e6:.1f} µs/row); "
+          f"load average {os.getloadavg()[0]:.1f}")
     yield request.param, store, ids, rate
     store.close()
 
@@ -143,7 +144,34 @@ def test_recognise_p99(benchmark, loaded):
     times.sort()
     p50, p99 = times[len(times) // 2] * 1e3, times[int(len(times) * 0.99)] * 1e3
     print(f"\n[{kind}] recognise over {ROWS} records: p50 {p50:.2f} ms, p99 {p99:.2f} ms "
-          f"(mean {statistics.mean(times) * 1e3:.2f} ms)")
+          f"(mean {statistics.mean(times) * 1e3:.2f} ms); load average {os.getloadavg()[0]:.1f}")
     benchmark.extra_info.update(backend=kind, rows=ROWS, p50_ms=round(p50, 3), p99_ms=round(p99, 3))
     it = iter(sample * 100)
     benchmark(lambda: store.recognise(next(it), "nhsa", "ltc_benefit", on=dt.date(2025, 4, 1)))
+
+
+def test_add_latency(benchmark, loaded):
+    """Store.add, one signed record per call in its own transaction (the web front end's write)."""
+    import assess
+    from store_helpers import example_answers
+    kind, store, _, _ = loaded
+    answers = example_answers()
+    res = assess.score_one("gbt42195-2022", answers)
+    fresh = iter(id_numbers(ROWS + 100_000)[ROWS:])
+
+    def add():
+        return store.add(res, answers, id_number=str(next(fresh)), assessed_on="2025-03-01", assessors=["甲", "乙"],
+                         organisation="bench", reason="first", region="330102")
+    for _ in range(20):
+        add()
+    times = []
+    for _ in range(1000):
+        t0 = time.perf_counter()
+        add()
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    p50, p99 = times[len(times) // 2] * 1e3, times[int(len(times) * 0.99)] * 1e3
+    print(f"\n[{kind}] Store.add with {ROWS} records stored: p50 {p50:.2f} ms, p99 {p99:.2f} ms "
+          f"(mean {statistics.mean(times) * 1e3:.2f} ms); load average {os.getloadavg()[0]:.1f}")
+    benchmark.extra_info.update(backend=kind, rows=ROWS, p50_ms=round(p50, 3), p99_ms=round(p99, 3))
+    benchmark(add)

@@ -206,7 +206,7 @@ class Store:
             payload = signing.canonical(row)
             row["revocation_id"] = signing.record_digest(payload.encode())
             row["signature"] = signing.sign(priv, payload)
-            conn.execute(schema.revocations.insert().values(**row))
+            db.insert(conn, schema.revocations, [row])
             return row["revocation_id"]
         return db.write(self.engine, do)
 
@@ -264,7 +264,7 @@ class Store:
 
             def do(conn):
                 records.insert_records(conn, new_rows, sig)
-                conn.execute(schema.rescores.insert(), logs)
+                db.insert(conn, schema.rescores, logs)
             db.write(self.engine, do)
         log.info("rescored %d of %d current %s records", len(new_rows), len(old), ins.id)
         return logs

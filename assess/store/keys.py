@@ -49,13 +49,14 @@ class PersonKeyer:
         self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
         self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
 
-    def hex_digest(self, normalised: bytes) -> bytes:
-        """The person key of a normalised number (ASCII bytes), as ASCII hex bytes."""
+    def digest(self, normalised: bytes) -> bytes:
+        """The 32-byte person key of a normalised number (ASCII bytes)."""
         i = self._inner.copy()
         i.update(normalised)
         o = self._outer.copy()
         o.update(i.digest())
-        return o.hexdigest().encode("ascii")
+        return o.digest()
+
 
 
 class IdCipher:

@@ -17,8 +17,6 @@ import enum
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
 from . import db, schema, signing
 from .records import now
 
@@ -77,19 +75,23 @@ def summary(rec) -> dict:
     return out
 
 
+# A person's records as one range scan of the record_id index (schema.person_range), newest first.
+PERSON_ROWS = (f"SELECT {', '.join('r.' + c.name for c in schema.records.columns)}, v.reason AS revoked_reason, "
+               "v.created_at AS revoked_at FROM records r LEFT OUTER JOIN revocations v ON v.record_id = r.record_id "
+               "WHERE r.record_id >= :lo AND r.record_id < :hi AND r.person_key = :pkey "
+               "ORDER BY r.assessed_on DESC, r.seq DESC")
+SIGNATURE = f"SELECT {', '.join(c.name for c in schema.signatures.columns)} FROM signatures WHERE sig_id = :sig_id"
+
+
 def _person_rows(store, conn, pkey):
-    r, v = schema.records, schema.revocations
-    q = (select(r, v.c.reason.label("revoked_reason"), v.c.created_at.label("revoked_at"))
-         .select_from(r.outerjoin(v, v.c.record_id == r.c.record_id))
-         .where(schema.person_range(pkey)).order_by(r.c.assessed_on.desc(), r.c.seq.desc()))
-    return [dict(x) for x in conn.execute(q).mappings()]
+    return db.query(conn, PERSON_ROWS, {"lo": pkey[:16], "hi": pkey[:16] + "g", "pkey": pkey})
 
 
 def _signature(store, conn, rec):
     if store.manifests.get(rec["sig_id"]) is not None:
         return None      # checked before; verify_record reads the cache
-    s = schema.signatures
-    return conn.execute(select(s).where(s.c.sig_id == rec["sig_id"])).mappings().first()
+    rows = db.query(conn, SIGNATURE, {"sig_id": rec["sig_id"]})
+    return rows[0] if rows else None
 
 
 def _check(store, conn, rec, purpose, on: dt.date):
@@ -136,7 +138,7 @@ def _audit_rows(store, reader, action, purpose, pkey, rows, outcome, actor) -> l
 
 def _audit(store, rows) -> None:
     if rows:
-        db.write(store.engine, lambda conn: conn.execute(schema.audit.insert(), rows))
+        db.write(store.engine, lambda conn: db.insert(conn, schema.audit, rows))
 
 
 @contextlib.contextmanager
@@ -158,7 +160,7 @@ def _session(store):
             with conn.begin():
                 yield conn, pending
                 if pending:
-                    conn.execute(schema.audit.insert(), pending)
+                    db.insert(conn, schema.audit, pending)
 
 
 def recognise(store, id_number, department: str, purpose: str, on=None, actor=None) -> Recognition:

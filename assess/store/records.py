@@ -5,12 +5,9 @@ import datetime as dt
 import hashlib
 import os
 
-from sqlalchemy import insert
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
-from . import schema, signing
+from . import db, schema, signing
 
 REASONS = ("first", "routine", "change", "review")      # 首次 / 常规 / 状况变化(即时) / 复评
 ORIGINS = ("assessment", "import", "rescore")
@@ -65,7 +62,5 @@ def insert_records(conn: Connection, rows: list[dict], sig_row: dict) -> int:
     """Insert rows, skipping any whose record_id is already stored; returns how many were new."""
     if not rows:
         return 0
-    conn.execute(insert(schema.signatures), [sig_row])
-    ins = (sqlite_insert if conn.dialect.name == "sqlite" else pg_insert)(schema.records)
-    res = conn.execute(ins.on_conflict_do_nothing(index_elements=["record_id"]), rows)
-    return res.rowcount if res.rowcount is not None and res.rowcount >= 0 else len(rows)
+    db.insert(conn, schema.signatures, [sig_row])
+    return db.insert(conn, schema.records, rows, conflict="record_id")
