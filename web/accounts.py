@@ -4,7 +4,8 @@ Roles: ``assessor`` fills and signs assessments for this node's department; ``re
 and revokes that department's records; ``officer`` (department officer, e.g. an insurance
 office) looks up recognised grades for its department's purposes; ``admin`` manages accounts and
 tokens and sees no personal data. Passwords are hashed by werkzeug (scrypt); tokens are random
-and kept only as SHA-256.
+and kept only as SHA-256. Page sessions are rows too (the signed cookie holds a random session id),
+so logging out ends a session on the server, not only in the browser.
 """
 from __future__ import annotations
 
@@ -138,11 +139,39 @@ def issue_token(user_id: int, label: str = "") -> str:
     return token
 
 
-def token_user(token: str) -> User | None:
-    row = get_db().execute(
-        "SELECT u.* FROM tokens t JOIN users u ON u.id = t.user_id "
-        "WHERE t.token_hash = ? AND t.revoked_at IS NULL AND u.active = 1", (_digest(token),)).fetchone()
+# What makes a token or a session live; each table keeps only the digest of its secret.
+_LIVE = {"tokens": "t.token_hash = ? AND t.revoked_at IS NULL", "sessions": "t.sid_hash = ? AND t.ended_at IS NULL"}
+
+
+def _holder(table: str, secret: str) -> User | None:
+    """The active user holding a live token or session with this secret, or None."""
+    row = get_db().execute(f"SELECT u.* FROM {table} t JOIN users u ON u.id = t.user_id "
+                           f"WHERE {_LIVE[table]} AND u.active = 1", (_digest(secret),)).fetchone()
     return _user(row)
+
+
+def token_user(token: str) -> User | None:
+    return _holder("tokens", token)
+
+
+# ---------------------------------------------------------------------- page sessions
+def open_session(user_id: int) -> str:
+    """A new session id for a login; only its digest is kept."""
+    sid = secrets.token_urlsafe(32)
+    with write() as conn:
+        conn.execute("INSERT INTO sessions (sid_hash, user_id, created_at) VALUES (?, ?, ?)",
+                     (_digest(sid), user_id, now()))
+    return sid
+
+
+def session_user(sid: str) -> User | None:
+    """The active user of an open session, or None (ended, unknown, or the account deactivated)."""
+    return _holder("sessions", sid)
+
+
+def end_session(sid: str) -> None:
+    with write() as conn:
+        conn.execute("UPDATE sessions SET ended_at = ? WHERE sid_hash = ? AND ended_at IS NULL", (now(), _digest(sid)))
 
 
 def list_tokens() -> list[dict]:

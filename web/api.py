@@ -14,7 +14,7 @@ import assess
 from assess import idnumber
 from assess.store import records as store_records
 
-from . import stores
+from . import forms, stores
 from .auth import token_required
 from .errors import WebCode, api_error
 from .openapi import spec
@@ -67,7 +67,7 @@ def openapi():
 @token_required()
 def instruments():
     return jsonify([{"id": r.id, "version": r.version, "title": r.title, "title_en": r.title_en,
-                     "effective_date": r.effective_date} for r in assess.list_instruments()])
+                     "effective_date": r.effective_date} for r in forms.instruments()])
 
 
 @bp.route("/score", methods=("POST",))

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import Blueprint, abort, current_app, flash, g, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
 import assess
 from assess.errors import AnswerError, AssessError
@@ -68,7 +79,7 @@ def person(pid):
     if p is None:
         abort(404, description="没有此人的登记。")
     return render_template("person.html", person=p, drafts=drafts.person_drafts(pid),
-                           instruments=assess.list_instruments(), reasons=REASON_ZH,
+                           instruments=forms.instruments(), reasons=REASON_ZH,
                            default_instrument=current_app.config["DEFAULT_INSTRUMENT"],
                            today=dt.date.today().isoformat())
 

@@ -3,11 +3,22 @@ from __future__ import annotations
 
 import functools
 
-from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 
 from . import accounts, stores
 from .errors import WebCode, api_error
-from .security import start_session
+from .security import end_session, start_session
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 HOME = {"assessor": "assessor.home", "reviewer": "assessor.records", "officer": "lookup.form",
@@ -15,12 +26,14 @@ HOME = {"assessor": "assessor.home", "reviewer": "assessor.records", "officer": 
 
 
 def load_user():
+    """The logged-in user: the session must be open on the server and its account active."""
     if "user" not in g:
-        uid = session.get("uid")
-        g.user = accounts.get_user(uid) if uid is not None else None
-        if g.user is not None and not g.user.active:
-            session.clear()
+        uid, sid = session.get("uid"), session.get("sid")
+        g.user = accounts.session_user(sid) if uid is not None and sid else None
+        if g.user is not None and g.user.id != uid:
             g.user = None
+        if g.user is None and uid is not None:
+            session.clear()
     return g.user
 
 
@@ -85,7 +98,7 @@ def login():
 
 @bp.route("/logout", methods=("POST",))
 def logout():
-    session.clear()
+    end_session()
     flash("已退出登录。", "info")
     return redirect(url_for("auth.login"))
 

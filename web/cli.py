@@ -25,16 +25,21 @@ def _serve(instance, host: str, port: int, workers: int, threads: int) -> None:
                          "timeout": 60, "graceful_timeout": 10, "backlog": 512}.items():
                 self.cfg.set(k, v)
 
-        def load(self):
-            from . import create_app
-            return create_app()
+        def load(self):             # in each worker: build the app, then warm it before the first request
+            from . import create_app, stores
+            app = create_app()
+            with app.app_context():
+                stores.warm()
+            return app
     Server().run()
 
 
 def _default_workers() -> int:
-    # One process by default: with SQLite every write queues on one lock, and writers in several
-    # processes meet in SQLite's busy back-off, which gave a p99 ten times worse in bench/test_web_load.py.
-    # With a PostgreSQL store, more workers (--workers) add throughput.
+    # One process by default. Writers in several processes now queue on the deployment's write lock
+    # (web/db.py) rather than in SQLite's busy back-off, but gunicorn keeps a kept-alive connection
+    # with the worker that accepted it, and in bench/test_web_load.py all 50 connections sat on one
+    # worker while the other idled. With a PostgreSQL store, or clients that reconnect (tablets
+    # minutes apart), more workers (--workers) add throughput.
     return 1
 
 

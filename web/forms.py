@@ -5,9 +5,12 @@ any. Nothing here scores: the running scores come from :func:`assess.score_one`.
 """
 from __future__ import annotations
 
+import os
 import re
+import threading
 from dataclasses import dataclass
 
+import assess
 from assess import model as m
 
 FIELDS_TITLE = "基本信息"
@@ -20,6 +23,38 @@ class Step:
     key: str
     title: str
     questions: tuple
+
+
+_listed: tuple = ((), [])       # (modification stamps of the files, assess.list_instruments())
+_listing = threading.Lock()
+
+
+def _stamps(refs) -> tuple:
+    out = []
+    for r in refs:
+        try:
+            st = os.stat(r.path)
+            out.append((st.st_mtime_ns, st.st_size))
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
+
+def instruments() -> list:
+    """:func:`assess.list_instruments`, read again only when a definition file changes.
+
+    It parses every installed file each call (about a second for the nine here), which the tablet's
+    person page and ``GET /api/instruments`` paid on every view.
+    """
+    global _listed
+    stamps, refs = _listed
+    if not refs or _stamps(refs) != stamps:
+        with _listing:
+            stamps, refs = _listed
+            if not refs or _stamps(refs) != stamps:
+                refs = assess.list_instruments()
+                _listed = (_stamps(refs), refs)
+    return list(refs)
 
 
 def steps(ins: m.Instrument) -> list[Step]:

@@ -1,4 +1,4 @@
--- The web app's own tables (accounts, tokens, drafts, submissions, look-up log).
+-- The web app's own tables (accounts, tokens, sessions, drafts, submissions, look-up log).
 -- Results themselves live in the assess store; nothing here is a record of truth for a grade.
 CREATE TABLE IF NOT EXISTS users (
     id INTEGER PRIMARY KEY,
@@ -18,6 +18,13 @@ CREATE TABLE IF NOT EXISTS tokens (
     label TEXT NOT NULL DEFAULT '',
     created_at TEXT NOT NULL,
     revoked_at TEXT
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    id INTEGER PRIMARY KEY,
+    sid_hash TEXT NOT NULL UNIQUE,         -- SHA-256 of the random session id in the signed cookie
+    user_id INTEGER NOT NULL REFERENCES users (id),
+    created_at TEXT NOT NULL,
+    ended_at TEXT                          -- set at logout or expiry: a replayed cookie no longer works
 );
 CREATE TABLE IF NOT EXISTS login_failures (
     id INTEGER PRIMARY KEY,

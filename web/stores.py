@@ -15,15 +15,15 @@ from pathlib import Path
 
 from flask import current_app
 
+import assess
 from assess import idnumber
 from assess.store import Store, keys, schema
 from assess.store import db as store_db
 
 from .accounts import now
-from .db import get_db, write
+from .db import get_db, write, write_lock
 
 _lock = threading.Lock()
-_write_lock = threading.Lock()
 WEB_KEY = "web-id.key"       # AES key for id numbers kept with drafts (instance folder, mode 600)
 
 
@@ -39,6 +39,20 @@ def get_store() -> Store:
             if ext["assess_store"] is None:
                 ext["assess_store"] = Store.from_config(current_app.config["STORE_CONFIG"])
     return ext["assess_store"]
+
+
+def warm() -> None:
+    """Do at start what the first submission would otherwise pay for (1–2 s in a fresh worker): open
+    the store and its keys, and load the default instrument both as the form scores it and as
+    ``Store.add`` resolves it again from the result's settings (a second cache entry in assess)."""
+    from assess.score import resolve
+    store = get_store()
+    store.secret, store.cipher, store.signer            # noqa: B018 (loaded on first use)
+    with store.engine.connect():
+        pass
+    ins = assess.load_instrument(current_app.config["DEFAULT_INSTRUMENT"])
+    resolve(ins.id, dict(ins.setting_values))
+    cipher()
 
 
 def departments() -> dict:
@@ -80,17 +94,18 @@ def submit(submission_id: str, result, answers: dict, *, id_number: str, assesse
     if row is not None:
         return row["record_id"], False
     store = get_store()
-    with _write_lock:   # one writer per process: threads queue here in order, not in SQLite's busy back-off
+    # One writer across threads and worker processes, held across both inserts. The record id is the
+    # store's natural key: a concurrent retry of the same submission computes the same id and the store
+    # skips the duplicate; INSERT OR IGNORE keeps the first mapping here.
+    with write_lock():
         rid = store.add(result, answers, id_number=id_number, assessed_on=assessed_on, assessors=assessors,
                         organisation=organisation, reason=reason)
-    # The record id is the store's natural key: a concurrent retry of the same submission computes the
-    # same id and the store skips the duplicate; INSERT OR IGNORE keeps the first mapping here.
-    with write(db) as conn:
-        cur = conn.execute(
-            "INSERT OR IGNORE INTO submissions (submission_id, record_id, department, user_id, cosigner_id, "
-            "person_key, masked, level, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (submission_id, rid, store.department, user_id, cosigner_id, store.person_key(id_number),
-             idnumber.mask(id_number), result.level, now()))
+        with write(db) as conn:
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO submissions (submission_id, record_id, department, user_id, cosigner_id, "
+                "person_key, masked, level, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (submission_id, rid, store.department, user_id, cosigner_id, store.person_key(id_number),
+                 idnumber.mask(id_number), result.level, now()))
     return rid, cur.rowcount == 1
 
 
@@ -132,7 +147,8 @@ def revoke(record_id: str, reason: str, actor: str) -> str:
     """Revoke a record of this department, with the person who did it as the store's actor."""
     store = copy.copy(get_store())      # Store.revoke takes its actor from the handle
     store.actor = actor
-    return store.revoke(record_id, reason)
+    with write_lock():
+        return store.revoke(record_id, reason)
 
 
 def log_lookup(user_id: int, department: str, purpose: str, person_key_: str, outcome: str) -> None:

@@ -100,7 +100,7 @@ def test_assessor_fills_signs_and_officer_looks_up(server, browser, shots):
             # the running domain score comes back from the server as soon as the step is answered
             expected = assess.score_one(ins, {q.id: ANSWERS[q.id] for q in s.questions}, allow_incomplete=True)
             chip = page.locator(f'.chip[data-domain="{s.key}"] [data-score]')
-            assert chip.inner_text() == str(expected.domains[s.key])
+            sync_api.expect(chip).to_have_text(str(expected.domains[s.key]))    # waits, as the chip may follow the save
             page.screenshot(path=str(shots / "form-step.png"), full_page=False)
             page.screenshot(path=str(shots / "form-step-full.png"), full_page=True)
         page.click("button[value=next]")

@@ -160,6 +160,25 @@ def test_logout_ends_the_session(client):
     assert client.get("/assess/").status_code == 302
 
 
+def test_logout_ends_the_session_on_the_server(app, client):
+    """A copy of the cookie taken before logout (a shared tablet, a stolen cookie) stops working."""
+    login(client, "assessor")
+    name = app.config["SESSION_COOKIE_NAME"]
+    copied = client.get_cookie(name).value
+    client.post("/auth/logout", data={"csrf_token": csrf(client)})
+    other = app.test_client()
+    other.set_cookie(name, copied)
+    resp = other.get("/assess/")
+    assert resp.status_code == 302 and resp.headers["Location"].endswith("/auth/login")
+
+
+def test_a_cookie_without_a_server_session_is_refused(client):
+    login(client, "assessor")
+    with client.session_transaction() as s:
+        s["sid"] = "made-up"
+    assert client.get("/assess/").status_code == 302
+
+
 # ------------------------------------------------------------------ the one error shape
 def _error_schema(client):
     spec = client.get("/api/openapi.json").get_json()
@@ -219,8 +238,8 @@ def test_error_cases_counted(app):
 
 
 def test_internal_errors_use_the_shape_too(app, client, monkeypatch):
-    import assess
-    monkeypatch.setattr(assess, "list_instruments", lambda: 1 / 0)
+    from web import forms
+    monkeypatch.setattr(forms, "instruments", lambda: 1 / 0)     # what GET /api/instruments calls
     resp = client.get("/api/instruments", headers={"Authorization": f"Bearer {token_for(app, 'assessor')}"})
     assert resp.status_code == 500 and resp.get_json()["error"]["code"] == "WEB_008"
 

@@ -1,0 +1,54 @@
+"""web/db.py: the deployment's write lock, and web/stores.py's warm-up."""
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+from conftest import ANSWERS, ID, RECENT
+
+
+def _locked_elsewhere(path) -> bool:
+    """Whether another process is refused the lock file right now."""
+    code = ("import fcntl, os, sys\nfd = os.open(sys.argv[1], os.O_RDWR)\n"
+            "try:\n    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\nexcept BlockingIOError:\n    sys.exit(3)\n")
+    return subprocess.run([sys.executable, "-c", code, str(path)], check=False).returncode == 3
+
+
+def test_write_lock_holds_out_other_processes_and_is_reentrant(tmp_path):
+    from web.db import WriteLock
+    lock = WriteLock(str(tmp_path / "web.db.lock"))
+    with lock:
+        with lock:                       # a submission holds it across the store's insert and the web table's
+            assert _locked_elsewhere(lock.path)
+        assert _locked_elsewhere(lock.path)
+    assert not _locked_elsewhere(lock.path)
+
+
+def test_write_lock_is_given_back_when_the_transaction_fails(app):
+    from web.db import write, write_lock
+    with app.app_context():
+        with pytest.raises(sqlite3.OperationalError), write() as conn:
+            conn.execute("INSERT INTO no_such_table VALUES (1)")
+        fd = os.open(write_lock().path, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)      # free again
+        finally:
+            os.close(fd)
+
+
+def test_warm_loads_what_the_first_submission_needs(app):
+    import assess
+    from assess import instrument
+    from web import stores
+    instrument._load_cached.cache_clear()
+    with app.test_request_context():
+        stores.warm()
+        loaded = instrument._load_cached.cache_info().misses
+        res = assess.score_one(assess.load_instrument("gbt42195-2022"), ANSWERS)
+        stores.submit("warm-check-1", res, ANSWERS, id_number=ID, assessed_on=RECENT, assessors=["A1", "A2"],
+                      organisation="测试评估中心", reason="first", user_id=1)
+        assert instrument._load_cached.cache_info().misses == loaded
