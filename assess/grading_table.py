@@ -22,10 +22,15 @@ A table file (YAML or JSON)::
       merge: more_severe       # merged only
       matrix: [[…], …]         # first indicator's grades × merged grades (or × second × third)
 
+A table setting that ``replaces`` a matrix score (the MZ/T 039 判定卡) gives that score's cells
+instead: the same id, version and provenance, and ``cells`` as nested lists with one level per
+combination of the matrix's parts (:func:`replace_cells`).
+
 This module reads files only in :func:`read`; :func:`apply` works on plain data.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -64,13 +69,7 @@ def _fail(table: Mapping, detail: str):
 
 def validate(table: Mapping, spec: Mapping, maxima: Mapping[str, int], levels: set) -> None:
     """Reject an incomplete table, naming the first failure (ltc-2021.md §5.3)."""
-    for key in ("id", "version", "provenance", "grades", "combination"):
-        if key not in table:
-            _fail(table, f"'{key}' is missing")
-    prov = table["provenance"]
-    for key in PROVENANCE:
-        if not isinstance(prov, Mapping) or not str(prov.get(key) or "").strip():
-            _fail(table, f"provenance.{key} is missing")
+    prov = _check_head(table, ("grades", "combination"))
     if not re.fullmatch(r"\d{6}", str(prov["region"])):
         _fail(table, f"provenance.region {prov['region']!r} is not a 6-digit 行政区划代码 written as text")
     if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(prov["effective_date"])):
@@ -94,6 +93,18 @@ def validate(table: Mapping, spec: Mapping, maxima: Mapping[str, int], levels: s
     for where, cell in cells:
         if isinstance(cell, bool) or not isinstance(cell, int) or cell not in levels:
             _fail(table, f"matrix cell {where} is {cell!r}; every cell holds a level {sorted(levels)}")
+
+
+def _check_head(table: Mapping, body: tuple) -> Mapping:
+    """The table's id, version and provenance (who issued it, under which document, where, from when)."""
+    for key in ("id", "version", "provenance", *body):
+        if key not in table:
+            _fail(table, f"'{key}' is missing")
+    prov = table["provenance"]
+    for key in PROVENANCE:
+        if not isinstance(prov, Mapping) or not str(prov.get(key) or "").strip():
+            _fail(table, f"provenance.{key} is missing")
+    return prov
 
 
 def _check_grades(table, ind: str, grades, top: int) -> None:
@@ -165,3 +176,16 @@ def apply(table: Mapping, spec: Mapping) -> tuple[tuple, str, tuple]:
     bands = tuple(m.Band(lv["level"], lv["level"], lv["level"], m.Text(lv["label"]["zh"], lv["label"].get("en", "")))
                   for lv in spec["levels"])
     return tuple(scores), "grade", bands
+
+
+def replace_cells(table: Mapping, score: m.Score, levels: set) -> m.Score:
+    """The matrix score with the office's cells, each checked to be a level (MZ/T 039 §4: 256 cells 0–3)."""
+    prov = _check_head(table, ("cells",))
+    cells = _cells(table, table["cells"], [hi - lo + 1 for lo, hi in score.axes], [])
+    for where, cell in cells:
+        if isinstance(cell, bool) or not isinstance(cell, int) or cell not in levels:
+            _fail(table, f"cell {where} is {cell!r}; every cell holds a level {sorted(levels)}")
+    where = f"判定卡 {label(table)}（{prov['office']}，{prov['document']}）"
+    traces = {i: m.Text(f"{where} {'、'.join(f'{p}={lo + k}' for p, (lo, _), k in zip(score.sum, score.axes, at))}",
+                        f"table {label(table)}, cell {at}") for i, (at, _) in enumerate(cells)}
+    return dataclasses.replace(score, cells=tuple(c for _, c in cells), cell_reasons={}, cell_traces=traces)

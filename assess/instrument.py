@@ -276,6 +276,11 @@ def _check_references(data: dict, probs: _Problems) -> None:
             probs.add(Code.INSTR_005, ("settings", name, "default"), value=s["default"],
                       allowed=format_allowed(s["values"]))
 
+    matrices = [sc["id"] for sc in data.get("scores", []) if "matrix" in sc]
+    for name, s in settings.items():
+        if "replaces" in s and s["replaces"] not in matrices:
+            probs.add(Code.INSTR_003, ("settings", name, "replaces"), kind="matrix score", id=s["replaces"],
+                      allowed=format_allowed(matrices))
     domain_ids = [d["id"] for d in data.get("domains", [])]
     _unique(domain_ids + [s["id"] for s in data.get("scores", [])], "domains", probs)
     questions: dict[str, dict] = {}
@@ -682,6 +687,12 @@ def build(data: Mapping, path: str, settings: Mapping | None = None) -> m.Instru
                                            for c in cat["cases"]),
                                      None if other is None else (other["value"], _text(other["label"]))))
     level_score = data["levels"]["score"]
+    for name, table in tables.items():   # an office's table in place of a matrix built from rules
+        target = data["settings"][name].get("replaces")
+        if target is not None:
+            levels = {v for b in bands for v in range(b.min, b.max + 1)}   # values the level bands hold
+            scores = tuple(grading_table.replace_cells(table, sc, levels) if sc.id == target else sc for sc in scores)
+            given[name] = grading_table.label(table)
     spec = data.get("grading_table")
     if spec is not None and spec["setting"] in tables:
         # An office's grading table (LTC 2021 §5): its grades and combination become derived scores.

@@ -235,3 +235,38 @@ def test_broken_integer_field_is_refused(tmp_path, old, new, detail):
     with pytest.raises(assess.InstrumentError) as info:
         assess.load_path(folder / "2010.yaml")
     assert any(detail in p.message for p in info.value.problems), [p.message for p in info.value.problems]
+
+
+# --------------------------------------------------------------------------- an office's 判定卡 (MZ/T 039 combination_table)
+
+def _card(level_of) -> dict:
+    return {"id": "synthetic-card-test-only", "version": "0",
+            "provenance": {"office": "测试用合成判定卡（非真实）", "document": "none — synthetic test fixture",
+                           "region": "000000", "effective_date": "2000-01-01"},
+            "cells": [[[[level_of(a, mm, s, p) for p in range(4)] for s in range(4)] for mm in range(4)]
+                      for a in range(4)]}
+
+
+def test_office_card_replaces_the_combination_rules(mzt):
+    """reference §4 settings: a supplied 256-cell table replaces the rules and the gap/overlap settings."""
+    card = _card(lambda a, mm, s, p: max(a, mm, s, p))   # synthetic: the worst grade
+    ins = mzt.with_settings(combination_table=card)
+    table = _score(ins, "initial")
+    assert table.cells[table.cell_index((1, 0, 3, 0))] == 3 and table.cells[table.cell_index((0, 0, 0, 3))] == 3
+    r = assess.score_one(ins, {**_intact(), "B.1.10": 5, "B.3.2": 4})   # 1030
+    assert (r.level_initial, r.settings["mzt039-2013.combination_table"]) == (3, "synthetic-card-test-only@0")
+    assert any("判定卡 synthetic-card-test-only@0" in step["zh"] for step in r.trace)
+    assert assess.score_one(mzt, {**_intact(), "B.1.10": 5, "B.3.2": 4}).level_initial == 2   # rules without it
+
+
+@pytest.mark.parametrize("broken, detail", [
+    (lambda c: c["cells"].pop(), "must list 4 entries"),
+    (lambda c: c["cells"][3][3][3].__setitem__(3, 4), "[3, 3, 3, 3] is 4"),
+    (lambda c: c["provenance"].pop("document"), "provenance.document"),
+])
+def test_incomplete_card_refused(mzt, broken, detail):
+    card = _card(lambda a, mm, s, p: a)
+    broken(card)
+    with pytest.raises(assess.SettingError) as info:
+        mzt.with_settings(combination_table=card)
+    assert info.value.problems[0].code is Code.SET_004 and detail in info.value.problems[0].message
