@@ -143,7 +143,7 @@ def string_buffers(arr: pa.Array):
 
 def _as_string(arr) -> pa.Array:
     if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
+        arr = arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()
     if pa.types.is_dictionary(arr.type):
         arr = arr.cast(arr.type.value_type)
     if not pa.types.is_string(arr.type):

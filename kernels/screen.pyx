@@ -12,6 +12,7 @@ The hash set of identity numbers (:class:`IdSet`) keeps 12 bytes per slot, at mo
 """
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free
+from libc.string cimport memchr, memcpy
 
 cdef enum:
     # idnumber reasons (assess/idnumber.py mirrors these numbers)
@@ -88,6 +89,33 @@ cdef inline bint trim(const uint8_t[::1] data, int64_t* a, int64_t* b) noexcept 
     return True
 
 
+cdef inline uint8_t code_cell(const uint8_t[::1] data, int64_t a, int64_t b, int8_t sentinel,
+                              int8_t* out) noexcept nogil:
+    """One answer cell data[a:b] (not null): its state, and its code (or ``sentinel``) in out."""
+    cdef int64_t k, v
+    cdef uint8_t c
+    out[0] = sentinel
+    if b - a == 1 and 48 <= data[a] <= 57:      # the common case: one digit
+        out[0] = <int8_t>(data[a] - 48)
+        return C_INT
+    if not trim(data, &a, &b):
+        return C_OTHER
+    if a == b:
+        return C_MISSING
+    if b - a > 3 or (data[a] == 48 and b - a > 1):
+        return C_OTHER
+    v = 0
+    for k in range(a, b):
+        c = data[k]
+        if c < 48 or c > 57:
+            return C_OTHER
+        v = v * 10 + c - 48
+    if v > 127:
+        return C_OTHER
+    out[0] = <int8_t>v
+    return C_INT
+
+
 def parse_codes(const uint8_t[::1] data, const int32_t[::1] offsets, const uint8_t[::1] valid,
                 Py_ssize_t voff, int8_t[::1] value, uint8_t[::1] state, uint8_t[::1] bitmap, int8_t sentinel):
     """Answer cells as small integer codes: ``state`` C_INT with the code in ``value`` (a plain
@@ -95,45 +123,157 @@ def parse_codes(const uint8_t[::1] data, const int32_t[::1] offsets, const uint8
     blank), else C_OTHER with ``sentinel`` in ``value``. ``bitmap`` gets the Arrow validity bits
     (not missing). Returns the number of C_OTHER cells."""
     cdef Py_ssize_t n = value.shape[0], i
-    cdef int64_t a, b, k, v
     cdef Py_ssize_t other = 0
-    cdef uint8_t c, st
+    cdef uint8_t st
+    cdef int8_t v
     with nogil:
         for i in range((n + 7) >> 3):
             bitmap[i] = 0
         for i in range(n):
-            st = C_OTHER
-            v = sentinel
             if not is_valid(valid, i + voff):
                 st = C_MISSING
+                v = sentinel
             else:
-                a = offsets[i]
-                b = offsets[i + 1]
-                if b - a == 1 and 48 <= data[a] <= 57:      # the common case: one digit
-                    st = C_INT
-                    v = data[a] - 48
-                elif trim(data, &a, &b):
-                    if a == b:
-                        st = C_MISSING
-                    elif b - a <= 3 and not (data[a] == 48 and b - a > 1):
-                        v = 0
-                        for k in range(a, b):
-                            c = data[k]
-                            if c < 48 or c > 57:
-                                v = -1
-                                break
-                            v = v * 10 + c - 48
-                        if 0 <= v <= 127:
-                            st = C_INT
-                        else:
-                            v = sentinel
-            value[i] = <int8_t>v
+                st = code_cell(data, offsets[i], offsets[i + 1], sentinel, &v)
+            value[i] = v
             state[i] = st
             if st == C_OTHER:
                 other += 1
             if st != C_MISSING:
                 bitmap[i >> 3] |= 1 << (i & 7)
     return other
+
+
+cdef Py_ssize_t _parse_csv(const uint8_t[::1] data, const int8_t[::1] kind, const int32_t[::1] index,
+                           int8_t sentinel, int8_t[:, ::1] value, uint8_t[:, ::1] state, uint8_t[:, ::1] code_bits,
+                           int32_t[:, ::1] offsets, uint8_t[:, ::1] text, uint8_t[:, ::1] text_bits,
+                           int64_t[::1] starts, uint8_t[::1] present, int64_t[::1] counts) noexcept nogil:
+    # parse_csv's loop (below), apart so that it can return from inside its loops without the GIL.
+    # Cell by cell: an answer written as one digit followed by the delimiter (nearly every cell)
+    # costs two byte tests; any other cell is scanned to its delimiter.
+    cdef Py_ssize_t n = data.shape[0], ncols = kind.shape[0], p = 0, a, j, r = 0, k, m
+    cdef Py_ssize_t rows_cap = starts.shape[0] - 1
+    cdef Py_ssize_t vstride = value.shape[1], bstride = code_bits.shape[1]
+    cdef Py_ssize_t ostride = offsets.shape[1], tstride = text.shape[1], tbstride = text_bits.shape[1]
+    cdef const uint8_t* d
+    cdef int8_t* vals = &value[0, 0] if value.shape[0] else NULL
+    cdef uint8_t* sts = &state[0, 0] if state.shape[0] else NULL
+    cdef uint8_t* cbits = &code_bits[0, 0] if code_bits.shape[0] else NULL
+    cdef int32_t* offs = &offsets[0, 0] if offsets.shape[0] else NULL
+    cdef uint8_t* txt = &text[0, 0] if text.shape[0] else NULL
+    cdef uint8_t* tbits = &text_bits[0, 0] if text_bits.shape[0] else NULL
+    cdef uint8_t c, st, any_cell, bit
+    cdef int8_t v
+    cdef int32_t used
+    if n == 0:
+        starts[0] = 0
+        return 0
+    d = &data[0]
+    for k in range(code_bits.shape[0] * bstride):
+        cbits[k] = 0
+    for k in range(value.shape[0]):
+        counts[k] = 0
+    for k in range(text_bits.shape[0] * tbstride):
+        tbits[k] = 0
+    for k in range(offsets.shape[0]):
+        offs[k * ostride] = 0
+    while p < n:
+        if r >= rows_cap:
+            return -1
+        starts[r] = p
+        any_cell = 0
+        bit = 1 << (r & 7)
+        for j in range(ncols):
+            # the cell of column j starts at p; the previous delimiter was a comma (or line start)
+            a = p
+            if kind[j] == 1 and p + 1 < n and 48 <= d[p] <= 57 and (d[p + 1] == 44 or d[p + 1] == 10):
+                k = index[j]
+                vals[k * vstride + r] = <int8_t>(d[p] - 48)
+                sts[k * vstride + r] = C_INT
+                cbits[k * bstride + (r >> 3)] |= bit
+                any_cell = 1
+                p += 1
+            else:
+                while p < n:
+                    c = d[p]
+                    if c == 44 or c == 10:
+                        break
+                    if c == 34 or c == 13:      # " or \r: not a plain file
+                        return -1
+                    p += 1
+                k = index[j]
+                if kind[j] == 1:
+                    if p == a:
+                        st = C_MISSING
+                        v = sentinel
+                    else:
+                        st = code_cell(data, a, p, sentinel, &v)
+                        any_cell = 1
+                    vals[k * vstride + r] = v
+                    sts[k * vstride + r] = st
+                    if st == C_OTHER:
+                        counts[k] += 1
+                    if st != C_MISSING:
+                        cbits[k * bstride + (r >> 3)] |= bit
+                elif kind[j] == 2:
+                    used = offs[k * ostride + r]
+                    if p > a:
+                        any_cell = 1
+                        tbits[k * tbstride + (r >> 3)] |= bit
+                        memcpy(txt + k * tstride + used, d + a, p - a)
+                        used += <int32_t>(p - a)
+                    offs[k * ostride + r + 1] = used
+            # p is at this cell's delimiter (or the end of the data)
+            if j + 1 < ncols:
+                if p >= n or d[p] != 44:        # the line ends early
+                    return -1
+                p += 1
+        if p < n and d[p] != 10:                # the line goes on: more cells than the header
+            return -1
+        present[r] = any_cell
+        p += 1
+        r += 1
+    starts[r] = n + 1 if d[n - 1] != 10 else n
+    return r
+
+
+def count_byte(const uint8_t[::1] data, uint8_t c):
+    """How many times byte c occurs in data (memchr)."""
+    cdef Py_ssize_t n = data.shape[0], count = 0
+    cdef const uint8_t* p
+    cdef const uint8_t* end
+    if n == 0:
+        return 0
+    with nogil:
+        p = &data[0]
+        end = p + n
+        while p < end:
+            p = <const uint8_t*>memchr(p, c, end - p)
+            if p == NULL:
+                break
+            count += 1
+            p += 1
+    return count
+
+
+def parse_csv(const uint8_t[::1] data, const int8_t[::1] kind, const int32_t[::1] index, int8_t sentinel,
+              int8_t[:, ::1] value, uint8_t[:, ::1] state, uint8_t[:, ::1] code_bits,
+              int32_t[:, ::1] offsets, uint8_t[:, ::1] text, uint8_t[:, ::1] text_bits,
+              int64_t[::1] starts, uint8_t[::1] present, int64_t[::1] counts):
+    """Whole CSV lines (UTF-8, no quotes) straight into columns, for the plain files that make up
+    almost every screening export. Input column j is skipped (``kind`` 0), read as an answer code
+    into row ``index[j]`` of value/state/code_bits exactly as :func:`parse_codes` reads its text
+    (kind 1), or kept as text in row ``index[j]`` of offsets/text/text_bits (kind 2): the bytes
+    between the commas, null when empty, as pyarrow's reader with ``null_values=[""]`` gives them.
+    ``starts`` gets each line's first byte (and the end of the data after the last line),
+    ``present`` whether any column read has a non-empty cell, ``counts[k]`` the C_OTHER cells of
+    code column k. Returns the number of rows, or -1 when the data hold a quote or a carriage
+    return, or a line with another number of cells than ``kind`` has: such data go to pyarrow."""
+    cdef Py_ssize_t r
+    with nogil:
+        r = _parse_csv(data, kind, index, sentinel, value, state, code_bits, offsets, text, text_bits,
+                       starts, present, counts)
+    return r
 
 
 def check_ids(const uint8_t[::1] data, const int32_t[::1] offsets, const uint8_t[::1] valid, Py_ssize_t voff,
@@ -203,6 +343,93 @@ def check_ids(const uint8_t[::1] data, const int32_t[::1] offsets, const uint8_t
             if data[b - 1] == 120 or a != offsets[i] or b != offsets[i + 1]:
                 renorm += 1
     return renorm
+
+
+ctypedef int8_t (*cell_fn)(const uint8_t[::1] data, int64_t a, int64_t b) noexcept nogil
+
+
+cdef Py_ssize_t small_codes(const uint8_t[::1] data, const int32_t[::1] offsets, const uint8_t[::1] valid,
+                            Py_ssize_t voff, int8_t[::1] out, cell_fn fn) noexcept nogil:
+    # fn of every non-null cell, 0 for a null one; returns how many cells fn left to Python (SLOW).
+    cdef Py_ssize_t i, slow = 0
+    for i in range(out.shape[0]):
+        out[i] = fn(data, offsets[i], offsets[i + 1]) if is_valid(valid, i + voff) else 0
+        if out[i] == SLOW:
+            slow += 1
+    return slow
+
+
+cdef int8_t sex_cell(const uint8_t[::1] data, int64_t a, int64_t b) noexcept nogil:
+    cdef int64_t k, w
+    cdef uint8_t c
+    for k in range(a, b):
+        if 28 <= data[k] <= 31:         # whitespace to str.strip(), not to this loop
+            return SLOW
+    while a < b and is_space(data[a]):
+        a += 1
+    while b > a and is_space(data[b - 1]):
+        b -= 1
+    w = b - a
+    for k in range(a, b):
+        if data[k] >= 128:
+            if w == 3 and data[a] == 0xE7 and data[a + 1] == 0x94 and data[a + 2] == 0xB7:
+                return 1                # 男
+            if w == 3 and data[a] == 0xE5 and data[a + 1] == 0xA5 and data[a + 2] == 0xB3:
+                return 2                # 女
+            return SLOW
+    if w == 1:
+        c = data[a] - 32 if 97 <= data[a] <= 122 else data[a]     # upper case
+        if c == 49 or c == 77:          # 1 M
+            return 1
+        if c == 50 or c == 70:          # 2 F
+            return 2
+        if c == 48 or c == 57:          # 0 9
+            return 0
+    if w == 4 and upper_is(data, a, b"MALE", 4):
+        return 1
+    if w == 6 and upper_is(data, a, b"FEMALE", 6):
+        return 2
+    return -1
+
+
+cdef inline bint upper_is(const uint8_t[::1] data, int64_t a, const char* word, int w) noexcept nogil:
+    cdef int k
+    cdef uint8_t c
+    for k in range(w):
+        c = data[a + k]
+        if 97 <= c <= 122:
+            c -= 32
+        if c != <uint8_t>word[k]:
+            return False
+    return True
+
+
+cdef int8_t region_cell(const uint8_t[::1] data, int64_t a, int64_t b) noexcept nogil:
+    if not trim(data, &a, &b):
+        return SLOW
+    return 0 if b - a == 6 and digits_at(data, a, 6) >= 0 else 1
+
+
+def sex_codes(const uint8_t[::1] data, const int32_t[::1] offsets, const uint8_t[::1] valid, Py_ssize_t voff,
+              int8_t[::1] sex):
+    """Sex cells as ``assess.screen.checks`` reads them (``_SEX_CODES`` of the stripped, upper-cased
+    text): 1 男/1/M/MALE, 2 女/2/F/FEMALE, 0 for 0/9 or a null cell, -1 for anything else; SLOW for
+    cells with other non-ASCII bytes (未知, a non-ASCII space …), which Python decides. Returns the
+    number of SLOW cells."""
+    cdef Py_ssize_t slow
+    with nogil:
+        slow = small_codes(data, offsets, valid, voff, sex, sex_cell)
+    return slow
+
+
+def region_codes(const uint8_t[::1] data, const int32_t[::1] offsets, const uint8_t[::1] valid, Py_ssize_t voff,
+                 int8_t[::1] wrong):
+    """Region cells: 0 for a null cell or six ASCII digits (spaces around allowed), 1 for anything
+    else, SLOW for cells with bytes only Python may judge. Returns the number of SLOW cells."""
+    cdef Py_ssize_t slow
+    with nogil:
+        slow = small_codes(data, offsets, valid, voff, wrong, region_cell)
+    return slow
 
 
 cdef inline int64_t digits_at(const uint8_t[::1] data, int64_t a, int64_t w) noexcept nogil:

@@ -50,10 +50,13 @@ class Duplicates:
     fit 2^24 slots (192 MB). Pure Python: sorted arrays, 16 bytes a person, a binary search per row.
     """
 
-    def __init__(self):
+    def __init__(self, expected: int = 0):
         self.keys = np.zeros(0, np.int64)
         self.lines = np.zeros(0, np.int64)
-        self._set = idnumber._screen.IdSet() if idnumber._screen is not None else None
+        # Sized for the rows expected (at most 2^24 slots, 192 MB, until more are seen), so that a
+        # province file is not rehashed again and again as the set grows.
+        capacity = min(max(expected, 0) * 4 // 3 + 1, 1 << 24)
+        self._set = idnumber._screen.IdSet(max(capacity, 1 << 16)) if idnumber._screen is not None else None
 
     def first_lines(self, keys: np.ndarray, lines: np.ndarray) -> np.ndarray:
         """For each candidate row (in line order): the line of an earlier row with the same key,
@@ -140,6 +143,33 @@ def _lookup(col, fn) -> tuple[np.ndarray, pa.Array]:
     return table[idx], enc
 
 
+def _region_wrong(col) -> np.ndarray:
+    """Cells that are not a 6-digit code (GB/T 2260); a blank is not a code either, a null is no cell."""
+    def wrong(v):
+        return v is not None and _REGION.fullmatch(v.strip()) is None
+    return _compiled_or_lookup(col, "region_codes", wrong).astype(bool)
+
+
+def _sex_codes(col) -> np.ndarray:
+    """1 male, 2 female, 0 unknown or blank cell, -1 not a sex code (GB/T 2261.1)."""
+    def code(v):
+        return 0 if v is None else _SEX_CODES.get(v.strip().upper(), -1)
+    return _compiled_or_lookup(col, "sex_codes", code)
+
+
+def _compiled_or_lookup(col, name: str, fn) -> np.ndarray:
+    """int8 per cell from the compiled loop ``name`` (kernels/screen.pyx), which leaves to ``fn`` the
+    cells it marks SLOW; ``fn`` once per distinct value when the loop is not built."""
+    arr = idnumber._as_string(col)
+    if idnumber._screen is None:
+        return _lookup(arr, fn)[0].astype(np.int8)
+    out = np.empty(len(arr), np.int8)
+    if getattr(idnumber._screen, name)(*idnumber.string_buffers(arr), out):
+        rows = np.flatnonzero(out == idnumber.SLOW)
+        out[rows] = [fn(v) for v in arr.take(pa.array(rows)).to_pylist()]
+    return out
+
+
 def _ymd(birth: np.ndarray) -> np.ndarray:
     """datetime64[D] → YYYYMMDD as int64 (civil-from-days, H. Hinnant), without calendar types."""
     z = birth.astype(np.int64) + 719468
@@ -159,22 +189,38 @@ def _age(birth: np.ndarray, as_of: dt.date) -> np.ndarray:
     return (as_of.year * 10000 + as_of.month * 100 + as_of.day - _ymd(birth)) // 10000
 
 
+def _younger(birth: np.ndarray, as_of: dt.date, years: int) -> np.ndarray:
+    """``_age(birth, as_of) < years`` (False where birth is NaT) by one comparison of days: the age
+    is below ``years`` exactly for births on or after the first day whose YYYYMMDD exceeds
+    as_of's minus ``years`` × 10000 (the day after that birthday; 1 March for a 29 February)."""
+    y = as_of.year - years
+    if y < 1:
+        return ~np.isnat(birth)
+    try:
+        first = dt.date(y, as_of.month, as_of.day) + dt.timedelta(days=1)
+    except ValueError:        # 29 February in a common year
+        first = dt.date(y, 3, 1)
+    return birth >= np.datetime64(first, "D")
+
+
 def check_rows(table: pa.Table, lines: np.ndarray, as_number: dict, cols, opts: Options, out: list,
-               ids=None) -> np.ndarray:
+               ids=None, present=None) -> np.ndarray:
     """Identity and shape checks. Appends records to ``out``; returns (rows with an error, empty rows,
-    the identity-number check or None). ``ids``: ``idnumber.check_array`` of the id column, if done."""
+    the identity-number check or None). ``ids``: ``idnumber.check_array`` of the id column, if done;
+    ``present``: the rows with any cell, if the reader knows them (else: any non-null column)."""
     n = table.num_rows
     bad = np.zeros(n, bool)
     src = cols.source
 
     # A row with no value in any recognised column is not an assessment.
-    present = np.zeros(n, bool)
-    for name in table.column_names:
-        col = table.column(name)
-        if col.null_count == 0:
-            present[:] = True
-            break
-        present |= col.is_valid().to_numpy()
+    if present is None:
+        present = np.zeros(n, bool)
+        for name in table.column_names:
+            col = table.column(name)
+            if col.null_count == 0:
+                present[:] = True
+                break
+            present |= col.is_valid().to_numpy()
     for i in np.flatnonzero(~present):
         out.append(record(lines[i], "", "", None, Code.ROW_016))
     bad |= ~present
@@ -216,8 +262,7 @@ def check_rows(table: pa.Table, lines: np.ndarray, as_number: dict, cols, opts: 
 
     if REGION in table.column_names:
         # A 6-digit code (GB/T 2260), judged once per distinct value; a blank is not a code either.
-        wrong, _ = _lookup(table.column(REGION), lambda v: v is not None and _REGION.fullmatch(v.strip()) is None)
-        wrong = wrong.astype(bool) & live
+        wrong = _region_wrong(table.column(REGION)) & live
         wrong &= ~as_number.get(REGION, np.zeros(n, bool))     # a number cell was rejected above
         _emit(out, table, REGION, wrong, lines, src, Code.ROW_010)
         bad |= wrong
@@ -239,8 +284,7 @@ def check_rows(table: pa.Table, lines: np.ndarray, as_number: dict, cols, opts: 
         birth = np.where(np.isnat(birth), given, birth)
 
     if SEX in table.column_names:
-        sex, _ = _lookup(table.column(SEX), lambda v: 0 if v is None else _SEX_CODES.get(v.strip().upper(), -1))
-        sex = sex.astype(np.int8)
+        sex = _sex_codes(table.column(SEX))
         malformed = (sex < 0) & live
         _emit(out, table, SEX, malformed, lines, src, Code.ROW_014)
         differ = id_ok & (sex > 0) & (ids.sex != sex if ids is not None else False) & live
@@ -252,15 +296,14 @@ def check_rows(table: pa.Table, lines: np.ndarray, as_number: dict, cols, opts: 
 
     known = ~np.isnat(birth) & live
     if known.any():
-        age = np.full(n, 999, np.int64)
-        age[known] = _age(birth[known], opts.as_of)
-        young = (age < opts.min_age) & ~bad
+        young = known & _younger(birth, opts.as_of, opts.min_age) & ~bad
         severity = ERROR if opts.under_60 == "reject" else WARNING
         col = ID_NUMBER if ID_NUMBER in table.column_names else BIRTH
-        for i in np.flatnonzero(young):
+        rows = np.flatnonzero(young)
+        for i, age in zip(rows, _age(birth[rows], opts.as_of)):
             out.append(record(lines[i], src(col), col, idnumber.mask(table.column(col)[i].as_py())
                               if col == ID_NUMBER else table.column(col)[i].as_py(),
-                              Code.ROW_007, severity, as_of=opts.as_of.isoformat(), age=int(age[i])))
+                              Code.ROW_007, severity, as_of=opts.as_of.isoformat(), age=int(age)))
         if severity == ERROR:
             bad |= young
     return bad, ~present, ids
@@ -273,13 +316,12 @@ def _emit(out, table, cid, mask, lines, src, code):
             out.append(record(lines[i], src(cid), cid, v, code))
 
 
-def score_problems(ins: m.Instrument, table: pa.Table, rows: np.ndarray, lines: np.ndarray, cols,
-                   out: list) -> None:
-    """Name the problems of rows the scorer did not pass, with the reference scorer, row by row."""
+def score_problems(ins: m.Instrument, chunk, rows: np.ndarray, lines: np.ndarray, cols, out: list) -> None:
+    """Name the problems of rows the scorer did not pass, with the reference scorer, row by row, from
+    the answers as read (``chunk.texts``)."""
     if rows.size == 0:
         return
-    questions = [q for q in cols.questions]
-    sub = table.select(questions).take(pa.array(rows)).to_pylist()
+    sub = chunk.texts(rows, cols.questions)
     for i, answers in zip(rows, sub):
         ev = _reference.evaluate(ins, answers, row=int(lines[i]))
         found = False

@@ -3,7 +3,8 @@
 Every reader yields :class:`Chunk` objects whose table has one column per recognised input column,
 renamed to its id. Identity columns are text. Question columns stay as read (CSV: text, so that no
 cell can fail a numeric conversion; codes.py turns answers into integers and validation happens
-once, in the scorer).
+once, in the scorer), except in plain UTF-8 CSV chunks, which plaincsv.py reads straight into the
+same integer codes and hands over as ``answers``, with the text kept for naming problems.
 Each row keeps its input line (header = line 1), and rows the reader itself could not take (a CSV
 line with the wrong number of cells) come back as ``problems`` so that no row is lost.
 """
@@ -26,7 +27,9 @@ import pyarrow.parquet as pq
 
 from .. import model as m
 from ..errors import Code, problem
-from .columns import ID_NUMBER, IDENTITY, REGION, Columns, recognise
+from . import plaincsv
+from .codes import int_coded
+from .columns import ID_NUMBER, REGION, Columns, recognise
 from .errors import ScreenError
 
 TEXT_COLUMNS = (ID_NUMBER, REGION)     # must arrive as text; a number may have lost digits
@@ -40,18 +43,26 @@ class Chunk:
     as_number: dict = field(default_factory=dict)   # id → bool mask: cell arrived as a number
     problems: list = field(default_factory=list)    # (line, column, value, Code, kw) for rows not in table
     progress: int = 0             # units done (bytes or rows), for the progress bar
-    answers: dict | None = None   # filled ahead on the reader's thread (run._prepared)
-    ids: object = None
+    answers: dict | None = None   # question id → column for the scorer, when the reader makes them (plaincsv)
+    present: np.ndarray | None = None   # rows with any cell, when the reader knows (plaincsv)
+    raw: object = None            # plaincsv.RawRows: answer text is not in ``table``
+
+    def texts(self, rows, ids) -> list[dict]:
+        """The cells of columns ``ids`` in rows ``rows``, as read (text), one dict per row."""
+        if self.raw is not None:
+            return self.raw.texts(rows, ids)
+        return self.table.select(list(ids)).take(pa.array(rows)).to_pylist()
 
 
 class Source:
     """Base: ``columns`` (recognised), ``schema`` (their types, named by id), ``total`` (progress
-    units), ``batches()``."""
+    units), ``rows_hint``, ``batches()``."""
 
     columns: Columns
     schema: pa.Schema
     total: int
     kind: str
+    rows_hint: int = 0            # about how many rows the file holds
 
     def batches(self):  # pragma: no cover - interface
         raise NotImplementedError
@@ -94,9 +105,10 @@ def _header(path, encoding: str) -> tuple[list[str], int]:
 
 
 class CsvSource(Source):
-    """CSV in chunks of whole lines (about ``batch_rows`` rows), each parsed by pyarrow's
-    multithreaded reader: the same speed as reading the whole file at once, in bounded memory.
-    A chunk holding a malformed line is parsed again on one thread, which numbers its lines."""
+    """CSV in chunks of whole lines (about ``batch_rows`` rows), in bounded memory. A plain UTF-8
+    chunk (no quotes, no carriage returns, every line with the header's number of cells) is read by
+    the compiled loop of plaincsv.py; any other by pyarrow's multithreaded reader. A chunk holding
+    a malformed line is parsed again on one thread, which numbers its lines."""
 
     kind = "csv"
 
@@ -119,6 +131,7 @@ class CsvSource(Source):
             sample = f.read(1 << 16)
         per_row = max(16, len(sample) // max(1, sample.count(b"\n"))) if sample else 256
         self.chunk_bytes = int(min(max(per_row * batch_rows, 1 << 12), 1 << 30))
+        self.rows_hint = self.total // per_row
         self.threads = threads
         self.schema = pa.schema([pa.field(cid, pa.string()) for cid in self.columns.by_source.values()])
         # pyarrow reads "utf8" natively and any other name through a Python codec (several times
@@ -169,8 +182,20 @@ class CsvSource(Source):
 
     def batches(self):
         positional, convert, names = self._options()
+        plain = None
+        if self._arrow_encoding == "utf8" and plaincsv.available():
+            plain = plaincsv.Plan(self.header, self.columns.by_source, int_coded(self.ins))
         base = 2                                 # input line of the chunk's first line (header = 1)
         for data, pos in self._chunks():
+            parsed = plaincsv.parse(data, plain) if plain is not None else None
+            if parsed is not None:
+                table, present, raw = parsed
+                k = table.num_rows
+                answers = {q: table.column(q) for q in self.columns.questions}
+                yield Chunk(table, np.arange(base, base + k, dtype=np.int64), {}, [], pos, answers=answers,
+                            present=present, raw=raw)
+                base += k
+                continue
             table, invalid = self._parse(data, self.threads, positional, convert)
             if invalid and (not self.threads or any(num is None for num, _ in invalid)):
                 table, invalid = self._parse(data, False, positional, convert)
@@ -254,6 +279,7 @@ class ParquetSource(Source):
         header = self.file.schema_arrow.names
         self.columns = recognise(ins, header, mapping, where=str(path))
         self.total = self.file.metadata.num_rows
+        self.rows_hint = self.total
         self.batch_rows = batch_rows
         arrow = self.file.schema_arrow
         self.schema = pa.schema([pa.field(cid, pa.string() if cid in self.columns.identity
@@ -310,6 +336,7 @@ class XlsxSource(Source):
         self.header = header
         self.columns = recognise(ins, header, mapping, where=str(path))
         self.total = max(0, (self.sheet.max_row or 1) - 1)
+        self.rows_hint = self.total
         self.batch_rows = min(batch_rows, 65_536)
         self.schema = pa.schema([pa.field(cid, pa.string()) for cid in self.columns.by_source.values()])
 

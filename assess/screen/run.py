@@ -13,8 +13,8 @@ import pyarrow as pa
 from .. import idnumber
 from ..score import resolve, score
 from .checks import Duplicates, Options, check_rows, record, score_problems
-from .columns import IDENTITY, ID_NUMBER
 from .codes import int_coded, is_text, to_codes
+from .columns import ID_NUMBER, IDENTITY
 from .reader import DEFAULT_BATCH_ROWS, open_source, prefetch
 from .stats import Stats
 from .writer import RejectsWriter, TableWriter, check_out_path
@@ -63,18 +63,20 @@ def screen(input_path, instrument, out, *, rejects=None, report=None, mapping: d
     cols = source.columns
     coded = int_coded(ins)
     out_w, rej_w = TableWriter(out), RejectsWriter(rejects)
-    stats, dups = Stats(ins), Duplicates()
+    stats, dups = Stats(ins), Duplicates(source.rows_hint)
     # The run makes many short-lived objects and no reference cycles; the cyclic collector would
     # only walk the whole heap again and again (a few % of the time on a province file).
     collecting = gc.isenabled()
     gc.disable()
     try:
-        for chunk in prefetch(_prepared(source.batches(), cols, coded, opts)):
-            records = [record(line, col, "", value, code, **kw) for line, col, value, code, kw in chunk.problems]
+        for chunk, checked in prefetch(_checked(source.batches(), ins, cols, coded, opts)):
+            records = checked.records
             stats.rows_read += len(chunk.problems)
             stats.rejected += len(chunk.problems)
-            if chunk.table is not None and chunk.table.num_rows:
-                _batch(ins, chunk, cols, coded, opts, dups, out_w, stats, records)
+            if checked.scored is not None:
+                # Named here rather than on the reader's thread, which has the most to do.
+                score_problems(ins, chunk, checked.unpassed, chunk.lines, cols, records)
+                _batch(chunk, checked, cols, dups, out_w, stats)
             stats.add_problems(records)
             rej_w.write(records)
             if progress is not None:
@@ -106,30 +108,45 @@ def _answers(table: pa.Table, cols, coded) -> dict:
             for q in cols.questions}
 
 
-def _prepared(chunks, cols, coded, opts):
-    """Per-batch work that needs nothing from earlier batches, done on the reader's thread: answer
-    codes and identity-number checks (compiled loops that release the GIL)."""
+@dataclass
+class _Checked:
+    """What a batch's own rows decide, before any other batch is looked at (see :func:`_checked`)."""
+
+    records: list                  # problems of this batch, in the order REJECTS lists them per line
+    scored: pa.Table | None = None
+    answers: dict | None = None
+    ids: object = None
+    accepted: np.ndarray | None = None   # scored and no error so far (duplicates still to come)
+    unpassed: np.ndarray | None = None   # rows with cells that the scorer did not pass, to be named
+
+
+def _checked(chunks, ins, cols, coded, opts):
+    """Everything a batch needs nothing from earlier batches for, run on the reader's thread ahead of
+    the main loop (prefetch): answer codes, identity checks and scoring. The compiled loops and
+    pyarrow release the GIL, so this overlaps the main thread's naming of problems, duplicate check
+    and counts, and the writer's Parquet encoding."""
     for chunk in chunks:
-        if chunk.table is not None and chunk.table.num_rows:
-            chunk.answers = _answers(chunk.table, cols, coded)
-            if ID_NUMBER in chunk.table.column_names:
-                chunk.ids = idnumber.check_array(chunk.table.column(ID_NUMBER), opts.as_of)
-        yield chunk
+        checked = _Checked([record(line, col, "", value, code, **kw) for line, col, value, code, kw in chunk.problems])
+        table = chunk.table
+        if table is not None and table.num_rows:
+            answers = chunk.answers if chunk.answers is not None else _answers(table, cols, coded)
+            ids = idnumber.check_array(table.column(ID_NUMBER), opts.as_of) if ID_NUMBER in table.column_names else None
+            bad, empty, ids = check_rows(table, chunk.lines, chunk.as_number, cols, opts, checked.records, ids=ids,
+                                         present=chunk.present)
+            scored = score(ins, pa.table(answers))
+            status = scored.column("status").combine_chunks()
+            names = status.dictionary.to_pylist()
+            ok = np.asarray(status.indices) == names.index("ok") if "ok" in names else np.zeros(table.num_rows, bool)
+            checked.scored, checked.answers, checked.ids, checked.accepted = scored, answers, ids, ok & ~bad
+            checked.unpassed = np.flatnonzero(~ok & ~empty)
+        yield chunk, checked
 
 
-def _batch(ins, chunk, cols, coded, opts, dups, out_w, stats, records) -> None:
-    table, lines = chunk.table, chunk.lines
+def _batch(chunk, checked, cols, dups, out_w, stats) -> None:
+    """The part of a batch that depends on the batches before it: the same person twice."""
+    table, lines, ids, accepted, records = chunk.table, chunk.lines, checked.ids, checked.accepted, checked.records
     n = table.num_rows
     stats.rows_read += n
-    bad, empty, ids = check_rows(table, lines, chunk.as_number, cols, opts, records, ids=chunk.ids)
-    answers = chunk.answers if chunk.answers is not None else _answers(table, cols, coded)
-    scored = score(ins, pa.table(answers))
-    status = scored.column("status").combine_chunks()
-    names = status.dictionary.to_pylist()
-    ok = np.asarray(status.indices) == names.index("ok") if "ok" in names else np.zeros(n, bool)
-    score_problems(ins, table, np.flatnonzero(~ok & ~empty), lines, cols, records)
-
-    accepted = ok & ~bad
     if ids is not None:
         cand = np.flatnonzero(accepted & (ids.reason == idnumber.OK))
         first = dups.first_lines(ids.key[cand], lines[cand])
@@ -144,8 +161,8 @@ def _batch(ins, chunk, cols, coded, opts, dups, out_w, stats, records) -> None:
         if cid in table.column_names:
             parts[cid] = ids.number if cid == ID_NUMBER else table.column(cid)
     parts["source_line"] = pa.array(lines, pa.int64())
-    parts.update(answers)
-    for name, col in zip(scored.column_names, scored.columns):
+    parts.update(checked.answers)
+    for name, col in zip(checked.scored.column_names, checked.scored.columns):
         parts[name] = col
     result = pa.table(parts)
     keep = None if accepted.all() else pa.array(accepted)

@@ -129,3 +129,33 @@ def test_duplicate_sets_agree(pure, seed=2):
 def test_age_is_whole_years():
     births = np.array(["1966-01-15", "1966-01-16", "1964-02-29", "1800-01-01"], "datetime64[D]")
     assert checks._age(births, AS_OF).tolist() == [60, 59, 61, 226]
+
+
+@pytest.mark.parametrize("as_of", [AS_OF, dt.date(2028, 2, 29), dt.date(2027, 2, 28), dt.date(2026, 3, 1),
+                                   dt.date(2026, 12, 31)])
+def test_younger_is_age_below(as_of, seed=13):
+    rng = np.random.default_rng(seed)
+    births = np.datetime64(as_of, "D") - rng.integers(0, 120 * 366, 5000)
+    births = np.concatenate([births, np.array(["NaT", "1968-02-29", "1967-03-01", "1966-02-28"], "datetime64[D]")])
+    for years in (60, 65, 1):
+        known = ~np.isnat(births)
+        want = np.zeros(births.size, bool)
+        want[known] = checks._age(births[known], as_of) < years
+        assert (checks._younger(births, as_of, years) == want).all()
+
+
+def test_sex_and_region_cells_match_their_python_reading(pure, seed=17):
+    rng = random.Random(seed)
+    sexes = _cells(rng, ["男", "女", "1", "2", "0", "9", "m", "F", "ale", "MALE", "female", " ", "\u3000", "\x1c", "未知",
+                         "x", "3"], 3000, (0, 3))
+    sexes += ["男", " 女 ", "male", "Female", "FEMALE", "未说明", "\u3000男", "", "  ", "M", "f", "9", "男男"]
+    arr = pa.array(sexes, pa.string())
+    got = checks._sex_codes(arr)
+    assert got.tolist() == pure(checks._sex_codes, arr).tolist()
+    assert got.tolist() == [0 if v is None else checks._SEX_CODES.get(v.strip().upper(), -1) for v in sexes]
+    regions = _cells(rng, ["1", "0", "5", " ", "\t", "\u3000", "a", "１", "\x1d"], 3000, (0, 8))
+    regions += ["110105", " 110105 ", "11010", "1101050", "１１０１０５", "", "\u3000110105"]
+    arr = pa.array(regions, pa.string())
+    got = checks._region_wrong(arr)
+    assert got.tolist() == pure(checks._region_wrong, arr).tolist()
+    assert got.tolist() == [v is not None and checks._REGION.fullmatch(v.strip()) is None for v in regions]

@@ -1,0 +1,124 @@
+"""Plain CSV chunks read straight into columns by the compiled loop ``parse_csv``
+(kernels/screen.pyx): answer cells become int8 codes as :func:`codes.to_codes` reads them, identity
+and other text cells stay text, as pyarrow's reader gives them (the bytes between the commas,
+null when empty). Screening exports are nearly always this plain, and one pass over the bytes costs
+a fraction of a general CSV parse followed by a second pass over every answer.
+
+A chunk the loop does not take (a quote, a carriage return, a line with another number of cells, or
+bytes that are not UTF-8) returns None and goes to pyarrow's reader exactly as before, so results
+never depend on which path read a chunk (tests/screen/test_screen_plaincsv.py compares them).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from .. import idnumber
+from .codes import C_MISSING, C_OTHER, SENTINEL, classify
+
+SKIP, CODE, TEXT = 0, 1, 2       # kernels/screen.pyx parse_csv: what to do with each input column
+
+
+def available() -> bool:
+    return getattr(idnumber._screen, "parse_csv", None) is not None
+
+
+class Plan:
+    """What to do with each input column: ``names`` are the ids of the columns read, in header order
+    (the order pyarrow's reader returns them in)."""
+
+    def __init__(self, header: list, by_source: dict, coded: frozenset):
+        self.ncols = len(header)
+        self.kind = np.zeros(self.ncols, np.int8)
+        self.index = np.zeros(self.ncols, np.int32)
+        self.codes, self.texts, self.names, self.position = [], [], [], {}
+        for j, name in enumerate(header):
+            cid = by_source.get(name)
+            if cid is None:
+                continue
+            group = self.codes if cid in coded else self.texts
+            self.kind[j] = CODE if cid in coded else TEXT
+            self.index[j] = len(group)
+            group.append(cid)
+            self.names.append(cid)
+            self.position[cid] = j
+
+
+class RawRows:
+    """The chunk's bytes and line starts: the text of a few rows, for naming their problems."""
+
+    def __init__(self, data, starts: np.ndarray, plan: Plan):
+        self.data, self.starts, self.plan = data, starts, plan
+
+    def cells(self, r: int) -> list:
+        line = bytes(self.data[self.starts[r]:self.starts[r + 1] - 1]).decode("utf-8")
+        return [c if c else None for c in line.split(",")]
+
+    def texts(self, rows, ids) -> list[dict]:
+        pos = [(cid, self.plan.position[cid]) for cid in ids]
+        out = []
+        for r in rows:
+            cells = self.cells(int(r))
+            out.append({cid: cells[j] for cid, j in pos})
+        return out
+
+
+def parse(data, plan: Plan):
+    """(table of the columns read: answers int8, the rest text; present: bool per row; RawRows), or
+    None when the chunk is not plain."""
+    buf = np.frombuffer(data, np.uint8)
+    n = buf.size
+    if n == 0 or not _utf8(data):
+        return None
+    cap = idnumber._screen.count_byte(buf, 10) + 1
+    nc, nt = len(plan.codes), len(plan.texts)
+    value = np.empty((nc, cap), np.int8)
+    state = np.empty((nc, cap), np.uint8)
+    code_bits = np.empty((nc, (cap + 7) // 8), np.uint8)
+    offsets = np.empty((nt, cap + 1), np.int32)
+    text = np.empty((nt, n), np.uint8)     # untouched pages cost no memory
+    text_bits = np.empty((nt, (cap + 7) // 8), np.uint8)
+    starts = np.empty(cap + 1, np.int64)
+    present = np.empty(cap, np.uint8)
+    counts = np.empty(nc, np.int64)
+    rows = idnumber._screen.parse_csv(buf, plan.kind, plan.index, SENTINEL, value, state, code_bits, offsets,
+                                      text, text_bits, starts, present, counts)
+    if rows < 0:
+        return None
+    raw = RawRows(buf, starts[:rows + 1], plan)
+    columns = {}
+    for k, cid in enumerate(plan.codes):
+        columns[cid] = _codes(value[k, :rows], state[k, :rows], code_bits[k], rows, counts[k], raw, plan.position[cid])
+    for k, cid in enumerate(plan.texts):
+        columns[cid] = _text(offsets[k, :rows + 1], text[k], text_bits[k], rows)
+    table = pa.table({cid: columns[cid] for cid in plan.names})
+    return table, present[:rows].astype(bool), raw
+
+
+def _codes(value, state, bits, rows, other, raw: RawRows, j: int) -> pa.Array:
+    if other:   # cells with bytes the loop leaves to Python (a non-ASCII space …), or not codes
+        for i in np.flatnonzero(state == C_OTHER):
+            state[i], value[i] = classify(raw.cells(int(i))[j])
+        missing = state == C_MISSING
+        return pa.array(value, pa.int8(), mask=missing if missing.any() else None)
+    missing = rows - int(np.count_nonzero(state != C_MISSING))
+    return pa.Array.from_buffers(pa.int8(), rows, [pa.py_buffer(bits) if missing else None,
+                                                   pa.py_buffer(value)], missing)
+
+
+def _text(offsets, data, bits, rows) -> pa.Array:
+    used = int(offsets[rows])
+    nulls = rows - int(np.count_nonzero(np.diff(offsets)))
+    return pa.Array.from_buffers(pa.string(), rows, [pa.py_buffer(bits) if nulls else None, pa.py_buffer(offsets),
+                                                     pa.py_buffer(data[:used])], nulls)
+
+
+def _utf8(data) -> bool:
+    """Whether the chunk is valid UTF-8, as pyarrow's reader requires of every text cell."""
+    whole = pa.Array.from_buffers(pa.string(), 1, [None, pa.py_buffer(np.array([0, len(data)], np.int32)),
+                                                   pa.py_buffer(data)])
+    try:
+        whole.validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
