@@ -24,7 +24,7 @@ OP_ATOM, OP_AND, OP_OR, OP_COUNT = 0, 1, 2, 3
 # OP_COUNT's argument packs the number of operands and the bounds: n | lo << 20 | hi << 40.
 COUNT_SHIFT = 20
 # Derived score kinds (assess/derived.py; the kernel mirrors these numbers).
-SCORE_KINDS = {"sum": 0, "max": 1, "min": 2, "bands": 3, "matrix": 4, "cases": 5}
+SCORE_KINDS = {"sum": 0, "max": 1, "min": 2, "bands": 3, "matrix": 4, "cases": 5, "weighted": 6}
 NULL_SCORE = -(1 << 31)
 MAX_OPTIONS = 64   # options per question, so a CodeIn atom is one uint64 bit mask
 # Integer option codes must lie in [CODE_LO, CODE_LO + CODE_SPAN): int8 and uint8 columns then
@@ -90,7 +90,8 @@ class Plan:
     skip_of_q: np.ndarray               # int16 [Q] index into skip_item, -1 when the question has no skip
     score_kind: np.ndarray              # int8 [S] SCORE_KINDS of each derived score
     score_aux_start: np.ndarray         # int64 [S+1] slice of score_aux: bands (lo, hi, value)…; matrix
-    score_aux: np.ndarray               # int32         (lo, span) per axis, then the cells (NULL_SCORE: none)
+    score_aux: np.ndarray               # int32         (lo, span) per axis, then the cells (NULL_SCORE: none);
+                                        #               weighted (source, index, weight) per part
     score_case_start: np.ndarray        # int64 [S+1] cases of score s (programs after the skips)
     score_case_value: np.ndarray        # int32 [cases]
     score_otherwise: np.ndarray         # int32 [S] value when no case holds (NULL_SCORE: null)
@@ -157,7 +158,8 @@ def compile_plan(ins: m.Instrument) -> Plan:
         part_start.append(len(parts))
         slot[d.id] = n_items + k
     for k, s in enumerate(ins.scores):
-        parts.extend(slot[p] for p in s.sum)
+        if s.kind != "weighted":   # weighted parts (which may be fields) are described in score_aux
+            parts.extend(slot[p] for p in s.sum)
         part_start.append(len(parts))
         slot[s.id] = n_items + len(ins.domains) + k
 
@@ -234,6 +236,9 @@ def compile_plan(ins: m.Instrument) -> Plan:
     for sc in ins.scores:
         if sc.kind == "bands":
             aux.extend(x for band in sc.bands for x in band)
+        elif sc.kind == "weighted":   # (0, value slot, weight) or (1, field question, weight)
+            for p, w in zip(sc.sum, sc.weights):
+                aux.extend((1, qi[p], w) if p in qi and p not in slot else (0, slot[p], w))
         elif sc.kind == "matrix":
             aux.extend(x for lo, hi in sc.axes for x in (lo, hi - lo + 1))
             aux.extend(NULL_SCORE if c is None else c for c in sc.cells)

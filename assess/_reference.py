@@ -253,14 +253,8 @@ def evaluate(ins: m.Instrument, answers, row: int | None = None) -> Evaluation:
     # Initial level (C.3): the band that holds the level score. A band set may declare totals it
     # leaves unlabelled (e.g. Katz Hartford 3 and 5): no level, with the reason; the status stays ok.
     total = values.get(ins.level_score)
-    level_score = next((s for s in ins.scores if s.id == ins.level_score), None)
-    if total is None and level_score is not None and level_score.kind == "cases":
-        ev.level_reason = level_score.none_reason   # e.g. GB/T 26341: the assessor must decide
-    if total is None and level_score is not None and level_score.kind == "matrix":
-        # a combination the table refuses to decide (e.g. MZ/T 039 overlap_resolution=reject)
-        index = level_score.cell_index([values.get(p) for p in level_score.sum]) \
-            if None not in [values.get(p) for p in level_score.sum] else None
-        ev.level_reason = level_score.cell_reasons.get(index)
+    if total is None:
+        ev.level_reason = _null_reason(ins, ins.level_score, values)
     if total is not None:
         band = next((b for b in ins.bands if b.min <= total <= b.max), None)
         if band is not None:
@@ -347,9 +341,24 @@ def evaluate(ins: m.Instrument, answers, row: int | None = None) -> Evaluation:
     return ev
 
 
+def _null_reason(ins: m.Instrument, score_id: str, values: dict) -> m.Text | None:
+    """Why a derived score is null on answers that are all there: a case list that gives no value
+    (GB/T 26341, NBA for children) or a combination the table leaves undecided (MZ/T 039 reject),
+    found by following the null parts down."""
+    s = next((x for x in ins.scores if x.id == score_id), None)
+    if s is None:
+        return None
+    if s.kind == "cases":
+        return s.none_reason
+    parts = [values.get(p) for p in s.sum]
+    if s.kind == "matrix" and None not in parts:
+        return s.cell_reasons.get(s.cell_index(parts))
+    return next((r for p, v in zip(s.sum, parts) if v is None for r in [_null_reason(ins, p, values)] if r), None)
+
+
 def _derived(s: m.Score, values: dict, given: dict, t: list):
     """One derived score and its trace step; None when a part is null (or no case holds)."""
-    parts = [values.get(p) for p in s.sum]
+    parts = [values[p] if p in values else (given[p].value if p in given else None) for p in s.sum]
     named = "，".join(f"{p}={_show(v)}" for p, v in zip(s.sum, parts))
     labelled = (lambda v: f"{v} {s.value_labels[v].zh}" if v in s.value_labels else _show(v))
     if s.kind == "cases":
@@ -363,6 +372,9 @@ def _derived(s: m.Score, values: dict, given: dict, t: list):
     elif None in parts:
         value = None
         zh = f"{s.label.zh}：{named} → 无"
+    elif s.kind == "weighted":
+        value = sum(w * x for w, x in zip(s.weights, parts))
+        zh = f"{s.label.zh} = {' + '.join(f'{w}×{x}' for w, x in zip(s.weights, parts))} = {value}"
     elif s.kind == "sum":
         value = sum(parts)
         zh = f"{s.label.zh} = {' + '.join(map(_show, parts))} = {value}"

@@ -12,7 +12,9 @@ A derived score is written with exactly one of these keys (``instruments/*/*.yam
   rules is resolved by ``overlap`` and one matched by none takes a declared ``gaps`` value. Every
   cell must end up with a value (or, under ``overlap: reject``, an explicit refusal);
 - ``cases: [{value, when}]`` with ``otherwise``: the first case whose condition holds (MZ/T 039
-  感知觉与沟通).
+  感知觉与沟通);
+- ``weighted: [{of, weight}]``: the sum of each part times its integer weight, where a part may
+  also be a numeric rule-input field (NBA Modul 5: counts per day, week and month in one unit).
 
 A score is null when any part is null (``cases``: when no case holds and there is no
 ``otherwise``). This module reads plain definition data and builds :class:`~assess.model.Score`
@@ -23,10 +25,13 @@ from __future__ import annotations
 import itertools
 from typing import Callable, Mapping
 
+import numpy as np
+
 from . import model as m
 from .errors import Code, format_allowed
 
-KINDS = ("sum", "max", "min", "bands", "matrix", "cases")
+KINDS = ("sum", "max", "min", "bands", "matrix", "cases", "weighted")
+MAX_REACHABLE = 50_000   # beyond this many values a reachable set is taken as its whole range
 MAX_CELLS = 1 << 16
 OVERLAP = ("max", "min", "reject")
 
@@ -43,11 +48,18 @@ def parts_of(node: Mapping) -> list[str]:
         return [node["bands"]["of"]]
     if kind == "matrix":
         return list(node["matrix"]["of"])
+    if kind == "weighted":
+        return [p["of"] for p in node["weighted"]]
     return []
 
 
 def _setsum(a: frozenset, b: frozenset) -> frozenset:
-    return frozenset(x + y for x in a for y in b)
+    if len(a) * len(b) > 200_000:
+        return range(min(a) + min(b), max(a) + max(b) + 1)   # a range stands for a set this large
+    out = np.unique(np.add.outer(np.fromiter(a, np.int64, len(a)), np.fromiter(b, np.int64, len(b))))
+    if len(out) > MAX_REACHABLE:
+        return range(int(out[0]), int(out[-1]) + 1)
+    return frozenset(out.tolist())
 
 
 def reachable(data: Mapping, options: Callable, resolve: Callable) -> dict[str, frozenset]:
@@ -63,6 +75,14 @@ def reachable(data: Mapping, options: Callable, resolve: Callable) -> dict[str, 
             pts.add(0)   # a skipped item counts 0
         if pts:
             values[q["id"]] = frozenset(pts)
+    for q in data.get("fields", []):   # rule inputs a weighted score may add up (NBA Modul 5 frequencies)
+        if q.get("type") == "integer":
+            if "min" in q and "max" in q:   # (the checks name an integer field without its range)
+                values[q["id"]] = range(q["min"], q["max"] + 1)
+        elif q.get("type", "code") == "code":
+            vals = {o.get("value", o.get("points")) for o in options(q) or []}
+            if vals and None not in vals:
+                values[q["id"]] = frozenset(vals)
     for d in data.get("domains", []):
         acc = frozenset({0})
         for q in data.get("items", []):
@@ -78,11 +98,17 @@ def reachable(data: Mapping, options: Callable, resolve: Callable) -> dict[str, 
             acc = frozenset({0})
             for p in parts:
                 acc = _setsum(acc, p)
+        elif kind == "weighted":
+            acc = frozenset({0})
+            for p, part in zip(s["weighted"], parts):
+                scaled = range(p["weight"] * part.start, p["weight"] * (part.stop - 1) + 1) \
+                    if isinstance(part, range) and len(part) > MAX_REACHABLE else frozenset(p["weight"] * x for x in part)
+                acc = _setsum(acc, scaled)
         elif kind in ("max", "min"):
             pick = max if kind == "max" else min
             acc = frozenset(pick(c) for c in itertools.product(*parts))
         elif kind == "bands":
-            acc = frozenset(r["value"] for r in s["bands"]["ranges"] if any(r["min"] <= x <= r["max"] for x in parts[0]))
+            acc = frozenset(r["value"] for r in s["bands"]["ranges"] if _hits(parts[0], r["min"], r["max"]))
         elif kind == "matrix":
             acc = frozenset(_flat(s["matrix"]["cells"])) if "cells" in s["matrix"] else frozenset(
                 v for v in (_gap_values(s["matrix"], resolve) | {r["value"] for r in s["matrix"]["rules"]}))
@@ -92,6 +118,13 @@ def reachable(data: Mapping, options: Callable, resolve: Callable) -> dict[str, 
                 {s["otherwise"]} if s.get("otherwise") is not None else set())
         values[s["id"]] = acc
     return values
+
+
+def _hits(reach, lo: int, hi: int) -> bool:
+    """Some reachable value lies in lo … hi."""
+    if isinstance(reach, range):
+        return lo <= reach.stop - 1 and hi >= reach.start
+    return any(lo <= x <= hi for x in reach)
 
 
 def _gap_values(node: Mapping, resolve: Callable) -> set:
@@ -123,11 +156,15 @@ def check(data: Mapping, values: Mapping[str, frozenset], ctx, probs, resolve: C
     """Cross-checks of every derived score (after the schema): parts defined before use, bands
     holding every reachable value exactly once, matrices complete."""
     known = {q["id"] for q in data.get("items", [])} | {d["id"] for d in data.get("domains", [])}
+    fields = {q["id"] for q in data.get("fields", []) if q.get("type", "code") in ("code", "integer")}
     for i, s in enumerate(data.get("scores", [])):
         kind = kind_of(s)
         path = ("scores", i, kind)
         for part in parts_of(s):
-            if part not in known:
+            if part in fields and kind == "weighted":
+                if part not in values:
+                    probs.add(Code.INSTR_001, path, detail=f"field {part} has options without a numeric value")
+            elif part not in known:
                 probs.add(Code.INSTR_003, path, kind="score part", id=part, allowed=format_allowed(sorted(known)))
         known.add(s["id"])
         if any(p not in values for p in parts_of(s)):
@@ -169,15 +206,21 @@ def _check_ranges(ranges: list, reach: frozenset, probs, path: tuple) -> None:
     for j, r in enumerate(ranges):
         if r["min"] > r["max"]:
             probs.add(Code.INSTR_004, path + (j,), detail="min > max", lo=min(reach), hi=max(reach))
-        elif not any(r["min"] <= x <= r["max"] for x in reach):
+        elif not _hits(reach, r["min"], r["max"]):
             probs.add(Code.INSTR_008, path + (j,), detail=f"range {r['min']}–{r['max']} cannot be reached",
                       lo=min(reach), hi=max(reach))
-    for x in sorted(reach):
+    # How many ranges hold each reachable value, by sweeping the sorted values once.
+    arr = np.asarray(sorted(reach) if not isinstance(reach, range) else reach, np.int64)
+    cover = np.zeros(len(arr) + 1, np.int64)
+    for r in ranges:
+        cover[np.searchsorted(arr, r["min"], "left")] += 1
+        cover[np.searchsorted(arr, r["max"], "right")] -= 1
+    bad = np.nonzero(np.cumsum(cover)[:-1] != 1)[0]
+    if len(bad):
+        x = int(arr[bad[0]])
         hits = [j for j, r in enumerate(ranges) if r["min"] <= x <= r["max"]]
-        if len(hits) != 1:
-            what = "no range holds" if not hits else f"ranges {hits} all hold"
-            probs.add(Code.INSTR_004, path, detail=f"{what} the reachable value {x}", lo=min(reach), hi=max(reach))
-            return
+        what = "no range holds" if not hits else f"ranges {hits} all hold"
+        probs.add(Code.INSTR_004, path, detail=f"{what} the reachable value {x}", lo=min(reach), hi=max(reach))
 
 
 def _check_matrix_condition(cond: Mapping, axes: list, ctx, probs, path: tuple) -> None:
@@ -250,6 +293,8 @@ def build(s: Mapping, values: Mapping[str, frozenset], resolve: Callable, condit
                   if "label" in r}
         return m.Score(**common, axes=axes, cells=tuple(cells), cell_reasons=reasons, cell_traces=traces,
                        value_labels=labels)
+    if kind == "weighted":
+        return m.Score(**common, weights=tuple(p["weight"] for p in s["weighted"]))
     if kind == "cases":
         labels = {c["value"]: m.Text(c["label"]["zh"], c["label"].get("en", "")) for c in s["cases"] if "label" in c}
         why = s.get("none_reason")

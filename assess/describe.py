@@ -64,6 +64,8 @@ def _score_detail(s: m.Score) -> str:
     if s.kind in ("sum", "max", "min"):
         return {"sum": " + ", "max": " 与 ", "min": " 与 "}[s.kind].join(s.sum) + \
             {"sum": "", "max": " 取较大者", "min": " 取较小者"}[s.kind]
+    if s.kind == "weighted":
+        return " + ".join(f"{w}×{p}" for p, w in zip(s.sum, s.weights))
     if s.kind == "bands":
         return f"{s.sum[0]}: " + " · ".join(
             f"{lo}–{hi}→{v}" + (f" {s.value_labels[v].zh}" if v in s.value_labels else "") for lo, hi, v in s.bands)

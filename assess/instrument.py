@@ -326,12 +326,12 @@ def _check_references(data: dict, probs: _Problems) -> None:
                 probs.add(Code.INSTR_003, (kind, i, "domain"), kind="domain", id=q["domain"],
                           allowed=format_allowed(domain_ids))
 
-    ranges = _score_ranges(data)
     levels = data["levels"]
     ctx = _CondContext(data, questions, settings, probs)
     first = _setting_values(data)
-    derived.check(data, derived.reachable(data, lambda q: _options(data, q, "scales", first), _resolver(first)),
-                  ctx, probs, _resolver(first), lambda node: _condition(node, first))
+    reach = derived.reachable(data, lambda q: _options(data, q, "scales", first), _resolver(first))
+    ranges = {k: (min(v), max(v)) for k, v in reach.items() if v}
+    derived.check(data, reach, ctx, probs, _resolver(first), lambda node: _condition(node, first))
     band_sets = _bands(levels)
     if isinstance(levels["bands"], dict):
         ctx.check_cases(levels["bands"], ("levels", "bands"))

@@ -105,6 +105,7 @@ class Score:
     otherwise: int | None = None
     value_labels: Mapping = field(default_factory=dict)   # value → Text (grades, matrix and case values)
     none_reason: Text | None = None      # cases: why no case holds on an ok assessment
+    weights: tuple = ()                  # weighted: one integer weight per part (parts may be fields)
 
     @property
     def parts(self) -> tuple[str, ...]:

@@ -54,6 +54,7 @@ cdef enum:
     SK_BANDS = 3
     SK_MATRIX = 4
     SK_CASES = 5
+    SK_WEIGHTED = 6
     # row status (assess/_reference.py mirrors these numbers)
     S_OK = 0
     S_NOT_ALLOWED = 1
@@ -500,6 +501,7 @@ cdef void derived_score(const PlanC* p, Work* w, Py_ssize_t k, Py_ssize_t s, Py_
     cdef const uint8_t* pn
     cdef const int32_t* aux = p.score_aux + p.score_aux_start[s]
     cdef const int32_t* cells
+    cdef const int16_t* col
     cdef int32_t x, cell, span
     cdef int64_t idx
     cdef uint8_t null
@@ -519,6 +521,31 @@ cdef void derived_score(const PlanC* p, Work* w, Py_ssize_t k, Py_ssize_t s, Py_
                 if vn[r]:
                     v[r] = p.score_otherwise[s]
                     vn[r] = 0
+        return
+    if kind == SK_WEIGHTED:
+        # sum of weight × part; a part is a value slot (source 0) or a field's option value (source 1)
+        memset(v, 0, m * sizeof(int32_t))
+        memset(vn, 0, m)
+        nb = (p.score_aux_start[s + 1] - p.score_aux_start[s]) // 3
+        for b in range(nb):
+            x = aux[3 * b + 2]
+            if aux[3 * b] == 0:
+                pv = w.val + aux[3 * b + 1] * CHUNK
+                pn = w.vnull + aux[3 * b + 1] * CHUNK
+                for r in range(m):
+                    v[r] += x * pv[r]
+                    vn[r] |= pn[r]
+            else:
+                col = w.idx + aux[3 * b + 1] * CHUNK
+                pv = p.opt_value + p.opt_start[aux[3 * b + 1]]
+                for r in range(m):
+                    if col[r] < 0:
+                        vn[r] = 1
+                    else:
+                        v[r] += x * pv[col[r]]
+        for r in range(m):
+            if vn[r]:
+                v[r] = 0
         return
     j = p.part_start[k]
     pv = w.val + p.parts[j] * CHUNK

@@ -118,8 +118,10 @@ def reachable_totals(ins: m.Instrument, score_id: str | None = None) -> list[int
     if not is_plain_sum(ins, score_id):
         return sorted(reachable_values(ins)[score_id])
     reach = {0}
+    kept = drop_skipped(ins, max_answers(ins))   # as answers_for_total: skipped items add nothing
     for it in contributing_items(ins, score_id):
-        reach = {t + o.points for t in reach for o in it.options}
+        if it.id in kept:
+            reach = {t + o.points for t in reach for o in it.options}
     return sorted(reach)
 
 
@@ -131,7 +133,8 @@ def answers_for_total(ins: m.Instrument, target: int, rng: random.Random | None 
     Subset-sum over the contributing items' point values, so it works for any option points
     (0/5/10 series, items with gaps). With ``rng`` the way the total is made up is random.
     """
-    items = contributing_items(ins, score_id or ins.level_score)
+    kept = drop_skipped(ins, max_answers(ins))   # items the base answers leave skipped stay out of the sum
+    items = [it for it in contributing_items(ins, score_id or ins.level_score) if it.id in kept]
     reach = [{0}]
     for it in items:
         pts = {o.points for o in it.options}
