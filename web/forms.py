@@ -68,7 +68,10 @@ def steps(ins: m.Instrument) -> list[Step]:
 
 
 def kind(q) -> str:
-    return "icd10_list" if isinstance(q, m.Field) and q.type == "icd10_list" else "choice"
+    """How a question is asked: radio choices, or one input (ICD-10 codes, a whole number, free text)."""
+    if isinstance(q, m.Field) and q.type in ("icd10_list", "integer", "text"):
+        return q.type
+    return "choice"
 
 
 def value_of(q, text: str | None):

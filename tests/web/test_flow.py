@@ -379,3 +379,30 @@ def test_full_id_numbers_never_reach_a_page_or_a_log(app, caplog):
     with app.app_context():
         dump = "\n".join(get_db().iterdump())
     assert ID not in dump          # the web database keeps it encrypted only
+
+
+def test_whole_numbers_and_free_text_get_one_input_each(assessor):
+    """GB/T 26341 asks the age and IQ as whole numbers (not 131 radio buttons); MZ/T 039 keeps free
+    text (A.2.13.3 慢性疾病): one input each, and what is posted is stored as the engine reads it."""
+    tok = csrf(assessor)
+    resp = assessor.post("/assess/people", data={"id_number": ID2, "name": "李四", "csrf_token": tok})
+    pid = int(resp.headers["Location"].rsplit("/", 1)[1])
+    for iid, version, field, posted, stored in (("gbt26341-2010", "2010", "age_years", "30", 30),
+                                                 ("mzt039-2013", "2013", "A.2.13.3", "高血压", "高血压")):
+        resp = assessor.post(f"/assess/people/{pid}/drafts", data={"instrument": f"{iid}@{version}",
+                                                                    "assessed_on": RECENT, "reason": "first",
+                                                                    "csrf_token": tok})
+        did = re.search(r"/drafts/([0-9a-f]+)/", resp.headers["Location"]).group(1)
+        page = assessor.get(f"/assess/drafts/{did}/step/0").get_data(as_text=True)
+        block = page[page.index(f'data-qid="{field}"'):]
+        block = block[:block.index("</fieldset>")]
+        assert 'type="radio"' not in block and f'name="{field}"' in block
+        if iid == "gbt26341-2010":
+            assert 'type="number"' in block and 'max="130"' in block
+        resp = assessor.post(f"/assess/drafts/{did}/step/0", data={field: posted, "action": "save", "csrf_token": tok})
+        assert resp.status_code == 302
+        page = assessor.get(f"/assess/drafts/{did}/step/0").get_data(as_text=True)
+        assert f'value="{posted}"' in page
+        from web import drafts
+        with assessor.application.app_context():
+            assert drafts.get_draft(did)["answers"][field] == stored

@@ -24,7 +24,7 @@
     var out = {};
     $all("fieldset[data-qid]", form).forEach(function (fs) {
       var qid = fs.dataset.qid;
-      if (fs.dataset.kind === "icd10_list") { out[qid] = $("input", fs).value; return; }
+      if (fs.dataset.kind !== "choice") { out[qid] = $("input", fs).value; return; }   // one input
       var checked = $("input[type=radio]:checked", fs);
       out[qid] = checked ? checked.value : null;
     });
@@ -36,7 +36,7 @@
       var qid = fs.dataset.qid;
       if (!(qid in answers)) return;
       var v = answers[qid];
-      if (fs.dataset.kind === "icd10_list") { $("input", fs).value = v || ""; return; }
+      if (fs.dataset.kind !== "choice") { $("input", fs).value = (v === null || v === undefined) ? "" : v; return; }
       $all("input[type=radio]", fs).forEach(function (r) { r.checked = (v !== null && r.value === String(v)); });
     });
   }
