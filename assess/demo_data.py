@@ -52,6 +52,9 @@ def generate(instrument="gbt42195-2022", rows: int = 1000, *, seed: int = 0, bad
     ``used`` (from :func:`new_sequence_counts`) carries the sequence codes handed out by earlier
     chunks of the same file, so that no two people share an identity number."""
     ins = resolve(instrument)
+    if ins.id != "gbt42195-2022":   # the level mix, coma codes, diagnoses and events below are its own
+        raise ValueError(f"demo-data writes gbt42195-2022 screening files only, not {ins.id}: the answers it draws "
+                         "follow that standard's levels, coma codes, diagnoses and risk events")
     as_of = as_of or dt.date.today()
     rng = np.random.default_rng([seed, start])
     n = rows

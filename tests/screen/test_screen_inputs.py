@@ -107,3 +107,13 @@ def test_demo_people_are_distinct_across_chunks():
         table, kind = demo_data.generate(rows=30_000, seed=4, as_of=AS_OF, start=start, used=used)
         ids += table.column("公民身份号码").to_pylist()
     assert len(set(ids)) == len(ids) == 60_000
+
+
+def test_demo_data_says_which_instrument_it_can_write(tmp_path):
+    """demo-data draws GB/T 42195 answers; for another instrument it says so instead of failing inside numpy."""
+    from click.testing import CliRunner
+    from assess.cli import main
+    result = CliRunner().invoke(main, ["demo-data", "--instrument", "mzt039-2013", "--rows", "10",
+                                       "--out", str(tmp_path / "x.csv")])
+    assert result.exit_code == 2 and "gbt42195-2022 screening files only, not mzt039-2013" in result.output
+    assert not (tmp_path / "x.csv").exists()
