@@ -129,7 +129,7 @@ def _stamp(path, settings: Mapping | None = None) -> tuple:
     return (one(path), *(one(f) for f in files))
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=512)   # 16 instruments, each under many setting combinations (tests, rescoring)
 def _load_cached(path: str, settings: tuple, stamp: tuple) -> m.Instrument:
     data, lines = _read(Path(path))
     validate(data, path, lines)
