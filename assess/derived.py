@@ -110,9 +110,10 @@ def reachable(data: Mapping, options: Callable, resolve: Callable) -> dict[str, 
         elif kind == "bands":
             acc = frozenset(r["value"] for r in s["bands"]["ranges"] if _hits(parts[0], r["min"], r["max"]))
         elif kind == "matrix":
-            acc = frozenset(_flat(s["matrix"]["cells"])) if "cells" in s["matrix"] else frozenset(
-                v for v in (_gap_values(s["matrix"], resolve) | {r["value"] for r in s["matrix"]["rules"]}))
-            acc = frozenset(v for v in acc if v is not None)
+            node = s["matrix"]
+            cells = _flat(node["cells"]) if "cells" in node else \
+                _gap_values(node, resolve) | {r["value"] for r in node["rules"]}
+            acc = frozenset(v for v in cells if v is not None)
         else:
             acc = frozenset(c["value"] for c in s["cases"]) | (
                 {s["otherwise"]} if s.get("otherwise") is not None else set())

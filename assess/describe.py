@@ -61,9 +61,10 @@ def lines(ins: m.Instrument) -> list[str]:
 
 
 def _score_detail(s: m.Score) -> str:
-    if s.kind in ("sum", "max", "min"):
-        return {"sum": " + ", "max": " 与 ", "min": " 与 "}[s.kind].join(s.sum) + \
-            {"sum": "", "max": " 取较大者", "min": " 取较小者"}[s.kind]
+    if s.kind == "sum":
+        return " + ".join(s.sum)
+    if s.kind in ("max", "min"):
+        return " 与 ".join(s.sum) + (" 取较大者" if s.kind == "max" else " 取较小者")
     if s.kind == "weighted":
         return " + ".join(f"{w}×{p}" for p, w in zip(s.sum, s.weights))
     if s.kind == "bands":

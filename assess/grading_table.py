@@ -89,10 +89,7 @@ def validate(table: Mapping, spec: Mapping, maxima: Mapping[str, int], levels: s
         first, second = (grades[i] for i in spec["indicators"][1:3])
         if [(g["code"], g["name"]) for g in first] != [(g["code"], g["name"]) for g in second]:
             _fail(table, f"merged {spec['indicators'][1]} and {spec['indicators'][2]} must list the same grades")
-    cells = _cells(table, comb.get("matrix"), [len(a) for a in axes], [])
-    for where, cell in cells:
-        if isinstance(cell, bool) or not isinstance(cell, int) or cell not in levels:
-            _fail(table, f"matrix cell {where} is {cell!r}; every cell holds a level {sorted(levels)}")
+    _check_levels(table, _cells(table, comb.get("matrix"), [len(a) for a in axes], []), levels, "matrix cell")
 
 
 def _check_head(table: Mapping, body: tuple) -> Mapping:
@@ -125,6 +122,13 @@ def _check_grades(table, ind: str, grades, top: int) -> None:
         expect = lo - 1
     if expect != -1:
         _fail(table, f"grades.{ind}: the ranges end at {expect + 1}, not 0")
+
+
+def _check_levels(table, cells: list, levels: set, what: str) -> None:
+    """Every cell holds one of the levels (an integer, not a bool or a text)."""
+    for where, cell in cells:
+        if isinstance(cell, bool) or not isinstance(cell, int) or cell not in levels:
+            _fail(table, f"{what} {where} is {cell!r}; every cell holds a level {sorted(levels)}")
 
 
 def _axes(table, spec) -> list:
@@ -182,9 +186,7 @@ def replace_cells(table: Mapping, score: m.Score, levels: set) -> m.Score:
     """The matrix score with the office's cells, each checked to be a level (MZ/T 039 §4: 256 cells 0–3)."""
     prov = _check_head(table, ("cells",))
     cells = _cells(table, table["cells"], [hi - lo + 1 for lo, hi in score.axes], [])
-    for where, cell in cells:
-        if isinstance(cell, bool) or not isinstance(cell, int) or cell not in levels:
-            _fail(table, f"cell {where} is {cell!r}; every cell holds a level {sorted(levels)}")
+    _check_levels(table, cells, levels, "cell")
     where = f"判定卡 {label(table)}（{prov['office']}，{prov['document']}）"
     traces = {i: m.Text(f"{where} {'、'.join(f'{p}={lo + k}' for p, (lo, _), k in zip(score.sum, score.axes, at))}",
                         f"table {label(table)}, cell {at}") for i, (at, _) in enumerate(cells)}

@@ -329,7 +329,7 @@ def _check_references(data: dict, probs: _Problems) -> None:
     levels = data["levels"]
     ctx = _CondContext(data, questions, settings, probs)
     first = _setting_values(data)
-    reach = derived.reachable(data, lambda q: _options(data, q, "scales", first), _resolver(first))
+    reach = _reachable(data, first)
     ranges = {k: (min(v), max(v)) for k, v in reach.items() if v}
     derived.check(data, reach, ctx, probs, _resolver(first), lambda node: _condition(node, first))
     band_sets = _bands(levels)
@@ -445,17 +445,19 @@ def _resolver(values: Mapping) -> Callable:
     return resolve
 
 
+def _reachable(data: Mapping, values: Mapping) -> dict:
+    """Every value each item, domain and derived score can take under these setting values."""
+    return derived.reachable(data, lambda q: _options(data, q, "scales", values), _resolver(values))
+
+
 def reachable_values(ins: m.Instrument) -> dict[str, frozenset]:
     """Every value each item, domain and derived score of a built instrument can take."""
-    values = _setting_values(ins.raw, ins.setting_values)
-    return derived.reachable(ins.raw, lambda q: _options(ins.raw, q, "scales", values), _resolver(values))
+    return _reachable(ins.raw, _setting_values(ins.raw, ins.setting_values))
 
 
 def _score_ranges(data: dict, values: Mapping | None = None) -> dict[str, tuple[int, int]]:
     """Reachable [min, max] of every item, domain and derived score."""
-    values = _setting_values(data, values)
-    reach = derived.reachable(data, lambda q: _options(data, q, "scales", values), _resolver(values))
-    return {k: (min(v), max(v)) for k, v in reach.items() if v}
+    return {k: (min(v), max(v)) for k, v in _reachable(data, _setting_values(data, values)).items() if v}
 
 
 def _check_scale_cases(data: dict, q: dict, scales_key: str, path: tuple, settings: dict, probs: _Problems) -> None:
@@ -647,7 +649,7 @@ def build(data: Mapping, path: str, settings: Mapping | None = None) -> m.Instru
                    for f in data.get("fields", []))
     domains = tuple(m.Domain(d["id"], _text(d["label"]), tuple(i.id for i in items if i.domain == d["id"]))
                     for d in data.get("domains", []))
-    reach = derived.reachable(data, lambda q: _options(data, q, "scales", values), _resolver(values))
+    reach = _reachable(data, values)
     scores = tuple(derived.build(s, reach, _resolver(values), lambda node: _condition(node, values))
                    for s in data.get("scores", []))
     (band_list,) = _bands(data["levels"], values).values()
@@ -703,9 +705,8 @@ def build(data: Mapping, path: str, settings: Mapping | None = None) -> m.Instru
         scores += extra
         unclassified = ()
         given[spec["setting"]] = grading_table.label(table)
-    digest = hashlib.sha256(json.dumps([data, tables], sort_keys=True, ensure_ascii=False, default=str)
-                            .encode()).hexdigest() if tables else \
-        hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
+    hashed = [data, tables] if tables else data   # an office's table is part of the definition in force
+    digest = hashlib.sha256(json.dumps(hashed, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
     return m.Instrument(
         id=iid, version=str(data["version"]), title=_text(data["title"]), direction=data["direction"],
         source=dict(data["source"]), effective_date=data["effective"]["date"], region=data["effective"]["region"],

@@ -118,7 +118,7 @@ def reachable_totals(ins: m.Instrument, score_id: str | None = None) -> list[int
     if not is_plain_sum(ins, score_id):
         return sorted(reachable_values(ins)[score_id])
     reach = {0}
-    kept = drop_skipped(ins, max_answers(ins))   # as answers_for_total: skipped items add nothing
+    kept = max_answers(ins)   # as answers_for_total: items the base answers leave skipped add nothing
     for it in contributing_items(ins, score_id):
         if it.id in kept:
             reach = {t + o.points for t in reach for o in it.options}
@@ -133,15 +133,14 @@ def answers_for_total(ins: m.Instrument, target: int, rng: random.Random | None 
     Subset-sum over the contributing items' point values, so it works for any option points
     (0/5/10 series, items with gaps). With ``rng`` the way the total is made up is random.
     """
-    kept = drop_skipped(ins, max_answers(ins))   # items the base answers leave skipped stay out of the sum
-    items = [it for it in contributing_items(ins, score_id or ins.level_score) if it.id in kept]
+    answers = max_answers(ins)   # without the items its own skips leave out, which stay out of the sum
+    items = [it for it in contributing_items(ins, score_id or ins.level_score) if it.id in answers]
     reach = [{0}]
     for it in items:
         pts = {o.points for o in it.options}
         reach.append({t + p for t in reach[-1] for p in pts})
     if target not in reach[-1]:
         return None
-    answers = max_answers(ins)
     remaining = target
     for k in range(len(items) - 1, -1, -1):
         it = items[k]
