@@ -126,6 +126,24 @@ def test_duplicate_sets_agree(pure, seed=2):
         assert (fast.first_lines(keys, lines) == twin.first_lines(keys, lines)).all()
 
 
+def test_duplicate_set_grows_without_losing_a_key(pure, seed=3):
+    # Many distinct people: the compiled set doubles twice from its smallest size and still
+    # answers every repeat with the line first seen.
+    rng = np.random.default_rng(seed)
+    fast, twin = checks.Duplicates(), pure(checks.Duplicates)
+    keys = rng.permutation(200_000).astype(np.int64) * 7919 + 11010519491231
+    lines = np.arange(2, 2 + keys.size, dtype=np.int64)
+    assert (fast.first_lines(keys, lines) == 0).all()
+    assert fast._set is None or fast._set.size > 1 << 18
+    again = rng.choice(keys, 5_000)
+    order = np.argsort(keys)
+    seen_at = lines[order[np.searchsorted(keys[order], again)]]
+    later = np.arange(10 ** 6, 10 ** 6 + again.size, dtype=np.int64)
+    assert (fast.first_lines(again, later) == seen_at).all()
+    twin.first_lines(keys, lines)
+    assert (twin.first_lines(again, later) == seen_at).all()
+
+
 def test_age_is_whole_years():
     births = np.array(["1966-01-15", "1966-01-16", "1964-02-29", "1800-01-01"], "datetime64[D]")
     assert checks._age(births, AS_OF).tolist() == [60, 59, 61, 226]
