@@ -12,13 +12,13 @@ and running the import again completes it.
 
 Each batch is built column-wise (:mod:`.bulk`: Arrow for the canonical JSON, numpy for hex,
 base64 and check lists, one C-level call per row and primitive for the keyed hash, AES-GCM,
-SHA-256 and CRC-32) and handed to the database in one statement, on a writer thread that keeps
+SHA-256 and CRC-32) and handed to the database in one executemany or COPY, on a writer thread that keeps
 one connection for the whole import: while SQLite inserts batch k without the GIL, this thread
 builds batch k + 1. ``workers`` processes can do the building instead; a built batch is numpy and
 Arrow arrays, cheap to pickle. Workers get the secrets through a pipe, never through the
 environment or argv, and nothing they do is logged. SQLite gets a large page cache for the import
-(the one index takes random writes); PostgreSQL gets each batch by COPY into a temporary table,
-then one INSERT … ON CONFLICT DO NOTHING.
+(the one index takes random writes); PostgreSQL gets each batch by COPY (into a temporary table,
+then INSERT … ON CONFLICT DO NOTHING, when some of its records are stored already).
 """
 from __future__ import annotations
 

@@ -11,7 +11,6 @@ from . import db, schema, signing
 
 REASONS = ("first", "routine", "change", "review")      # 首次 / 常规 / 状况变化(即时) / 复评
 ORIGINS = ("assessment", "import", "rescore")
-COLUMNS = signing.FIELDS + ("field_digests", "sig_id", "sig_index")
 
 
 def now() -> str:
@@ -58,9 +57,29 @@ def group_row(sig_id, signing_key, department, key_id, created_at, digests: byte
             "signature": signing.sign(signing_key, man)}
 
 
+def context_id(ctx: dict) -> int:
+    """The id of a record context (its fields schema.CONTEXT_COLUMNS): a positive 63-bit number from
+    SHA-256 of its canonical JSON, so that the same context is stored once."""
+    data = signing.canonical({k: ctx[k] for k in schema.CONTEXT_COLUMNS}).encode("utf-8")
+    return int.from_bytes(hashlib.sha256(data).digest()[:8], "big") >> 1
+
+
+def split(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(context rows, record rows) of full records (dicts with every column of the records view)."""
+    ctx, out = {}, []
+    for r in rows:
+        c = {k: r[k] for k in schema.CONTEXT_COLUMNS}
+        cid = context_id(c)
+        ctx.setdefault(cid, {"context_id": cid, **c})
+        out.append({k: cid if k == "context_id" else r[k] for k in schema.ROW_COLUMNS})
+    return list(ctx.values()), out
+
+
 def insert_records(conn: Connection, rows: list[dict], sig_row: dict) -> int:
     """Insert rows, skipping any whose record_id is already stored; returns how many were new."""
     if not rows:
         return 0
     db.insert(conn, schema.signatures, [sig_row])
-    return db.insert(conn, schema.records, rows, conflict="record_id")
+    ctx, rows = split(rows)
+    db.insert(conn, schema.contexts, ctx, conflict="context_id")
+    return db.insert(conn, schema.record_rows, rows, conflict="record_id")

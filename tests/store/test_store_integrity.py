@@ -21,7 +21,7 @@ def test_append_only(store, table, op):
         c.execute(text("INSERT INTO rescores (old_record_id, new_record_id, before, after, changed, actor, "
                        "created_at) VALUES ('a','b','{}','{}',0,'a','t')"))
         c.execute(text("INSERT INTO import_batches VALUES ('f', 1, 0, 1, 1, 0, '{}', 't')"))
-    col = {"records": "status", "signatures": "department", "revocations": "reason", "rescores": "actor",
+    col = {"contexts": "status", "record_rows": "region", "signatures": "department", "revocations": "reason", "rescores": "actor",
            "audit": "actor", "import_batches": "skipped"}[table]
     sql = f"UPDATE {table} SET {col} = 'x'" if op == "UPDATE" else f"DELETE FROM {table}"
     with pytest.raises(DBAPIError, match="append-only"):
@@ -31,24 +31,35 @@ def test_append_only(store, table, op):
         assert c.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one() >= 1
 
 
+@pytest.mark.parametrize("sql", ["UPDATE records SET status = 'x'", "DELETE FROM records",
+                                 "INSERT INTO records (record_id) VALUES ('x')"])
+def test_records_view_takes_no_writes(store, sql):
+    add(store)
+    with pytest.raises(DBAPIError):
+        with store.engine.begin() as c:
+            c.execute(text(sql))
+
+
 def test_truncate_refused_on_postgresql(store):
     if store.engine.dialect.name != "postgresql":
         pytest.skip("TRUNCATE exists only on PostgreSQL")
     add(store)
     with pytest.raises(DBAPIError, match="append-only"):
         with store.engine.begin() as c:
-            c.execute(text("TRUNCATE records"))
+            c.execute(text("TRUNCATE record_rows"))
 
 
 def _tamper(store, sql, **params):
     with store.engine.begin() as c:
-        if c.dialect.name == "sqlite":
-            for t in ("records", "signatures"):
-                c.execute(text(f"DROP TRIGGER IF EXISTS {t}_no_update"))
-        else:
-            c.execute(text("ALTER TABLE records DISABLE TRIGGER USER"))
-            c.execute(text("ALTER TABLE signatures DISABLE TRIGGER USER"))
+        for t in ("contexts", "record_rows", "signatures"):
+            c.execute(text(f"DROP TRIGGER IF EXISTS {t}_no_update" if c.dialect.name == "sqlite" else
+                           f"ALTER TABLE {t} DISABLE TRIGGER USER"))
         c.execute(text(sql), params)
+
+
+def _table(name):
+    """The table that stores a field of the records view."""
+    return "contexts" if name in schema.CONTEXT_COLUMNS else "record_rows"
 
 
 def _other_value(name, value):
@@ -67,7 +78,9 @@ def test_tampering_each_field_is_named(store, name):
     assert all(v.ok for v in store.verify())
     with store.engine.connect() as c:
         value = c.execute(text(f"SELECT {name} FROM records WHERE record_id = :r"), {"r": rid}).scalar_one()
-    _tamper(store, f"UPDATE records SET {name} = :v WHERE record_id = :r", v=_other_value(name, value), r=rid)
+    where = "context_id = (SELECT context_id FROM record_rows WHERE record_id = :r)" \
+        if _table(name) == "contexts" else "record_id = :r"
+    _tamper(store, f"UPDATE {_table(name)} SET {name} = :v WHERE {where}", v=_other_value(name, value), r=rid)
     verdicts = list(store.verify())
     assert len(verdicts) == 2
     bad = [v for v in verdicts if not v.ok]
@@ -78,7 +91,7 @@ def test_tampering_each_field_is_named(store, name):
 
 def test_tampered_digest_list_or_manifest(store):
     rid = add(store)
-    _tamper(store, "UPDATE records SET field_digests = :v WHERE record_id = :r",
+    _tamper(store, "UPDATE record_rows SET field_digests = :v WHERE record_id = :r",
             v=b"\x00" * signing.CHECK_SIZE * len(signing.FIELDS), r=rid)
     [v] = list(store.verify())
     assert not v.ok and v.fields == ["field_digests"] and "check list" in v.reason

@@ -93,10 +93,10 @@ def test_signature_invalid(store):
     add(store)
     with store.engine.begin() as c:
         if c.dialect.name == "sqlite":
-            c.execute(text("DROP TRIGGER records_no_update"))
+            c.execute(text("DROP TRIGGER record_rows_no_update"))
         else:
-            c.execute(text("ALTER TABLE records DISABLE TRIGGER USER"))
-        c.execute(text("UPDATE records SET level = 0"))
+            c.execute(text("ALTER TABLE record_rows DISABLE TRIGGER USER"))
+        c.execute(text("UPDATE record_rows SET level = 0"))
     store.manifests = type(store.manifests)()
     r = store.recognise(make_id(), "nhsa", "ltc", on=ON)
     assert r.reason is Reason.SIGNATURE_INVALID and "level" in r.detail
