@@ -1,8 +1,8 @@
 """Row checks for screening files, vectorised over a record batch.
 
 Scoring (codes an item does not allow, missing items, contradictions) is the scorer's job: a row
-whose ``status`` is not ``ok`` is re-read by the reference scorer to name its problems (rejects are
-rare, so this costs nothing on a clean file). Everything else a screening office must catch is
+whose ``status`` is not ``ok`` is re-read to name its problems as the reference scorer names them
+(rejects are rare, so this costs nothing on a clean file). Everything else a screening office must catch is
 checked here on whole columns: identity numbers (GB 11643), birth date and sex against them, region
 codes, age under 60, empty rows and the same person twice in a file.
 """
@@ -16,9 +16,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .. import _reference, idnumber
+from .. import _reference, icd10, idnumber
 from .. import model as m
-from ..errors import Code, format_allowed
+from ..errors import Code, format_allowed, problem
 from .columns import BIRTH, ID_NUMBER, REGION, SEX
 
 ERROR, WARNING = "error", "warning"
@@ -317,19 +317,56 @@ def _emit(out, table, cid, mask, lines, src, code):
 
 
 def score_problems(ins: m.Instrument, chunk, rows: np.ndarray, lines: np.ndarray, cols, out: list) -> None:
-    """Name the problems of rows the scorer did not pass, with the reference scorer, row by row, from
-    the answers as read (``chunk.texts``)."""
+    """Name the problems of rows the scorer did not pass, row by row, from the answers as read
+    (``chunk.texts``), as the reference scorer names them (:func:`answer_problems`)."""
     if rows.size == 0:
         return
     sub = chunk.texts(rows, cols.questions)
+    order = {qid: k for k, qid in enumerate(ins._questions)}
+    fast = _answers_only(ins)
     for i, answers in zip(rows, sub):
-        ev = _reference.evaluate(ins, answers, row=int(lines[i]))
         found = False
-        for p in ev.problems:
+        named = (answer_problems(ins, answers, int(lines[i]), order) if fast
+                 else _reference.evaluate(ins, answers, row=int(lines[i])).problems)
+        for p in named:
             found = True
             out.append(_answer_record(ins, p, answers, int(lines[i]), cols))
         if not found:   # the scorer and the reference disagree: still never drop the row
             out.append(record(lines[i], "", "", None, Code.RESP_004, detail="评分状态异常"))
+
+
+def answer_problems(ins: m.Instrument, answers: dict, row: int, order: dict | None = None) -> list:
+    """``_reference.evaluate(ins, answers, row).problems`` without the scoring: the answers read,
+    then the constraints that hold, then every missing answer that no skip or condition excuses,
+    in the reference's order and words. Only for instruments whose constraints read answers alone
+    (:func:`_answers_only`); a province file has rows like this by the thousand, and the scores,
+    levels and trace the reference also works out were a little over half of their cost."""
+    given, problems, missing = _reference.read_answers(ins, answers, row)
+    skipped = {i.id for i in ins.items if i.skip_when is not None and _reference.holds(i.skip_when, given)}
+    missing = [q for q in missing if q not in skipped]
+    missing += [f.id for f in ins.fields if f.required_unless is not None and _reference.is_missing(answers.get(f.id))
+                and not _reference.holds(f.required_unless, given)]
+    order = order or {qid: k for k, qid in enumerate(ins._questions)}
+    missing.sort(key=order.__getitem__)
+    where = _reference._where(ins, row)
+    for c in ins.constraints:
+        if _reference.holds(c.when, given):
+            problems.append(problem(Code.RESP_004, where=where, item=_reference._first_field(c.when),
+                                    detail=c.message.zh))
+    for qid in missing:
+        q = ins.question(qid)
+        problems.append(problem(Code.RESP_003, where=where, item=qid, label=q.label.zh,
+                                allowed=format_allowed(q.codes) if q.options else icd10.EXPECTED))
+    return problems
+
+
+def _answers_only(ins: m.Instrument) -> bool:
+    """Whether no constraint of ``ins`` reads a score (which only the whole evaluation works out)."""
+    def reads_score(cond) -> bool:
+        if isinstance(cond, m.ScoreBetween):
+            return True
+        return any(reads_score(c) for c in getattr(cond, "conditions", ()))
+    return not any(reads_score(c.when) for c in ins.constraints)
 
 
 def _answer_record(ins, p, answers, line, cols) -> dict:
