@@ -16,9 +16,9 @@ import numpy as np
 
 from . import model as m
 
-# Atom kinds (kernels/score.pyx mirrors these numbers).
-(ATOM_CODE_IN, ATOM_VALUE_AT_LEAST, ATOM_SUM_AT_LEAST, ATOM_FLAG, ATOM_VALUE_AT_MOST, ATOM_SCORE_BETWEEN,
- ATOM_NEVER) = range(7)
+# Atom kinds (kernels/score.pyx mirrors these numbers). Code and value conditions on one question
+# all become OPTION_IN: a truth table by option index, so the kernel reads one byte per cell.
+ATOM_OPTION_IN, ATOM_SUM_AT_LEAST, ATOM_FLAG, ATOM_SCORE_BETWEEN, ATOM_NEVER = range(5)
 # Postfix opcodes: push atom k; pop n and push their AND / OR.
 OP_ATOM, OP_AND, OP_OR, OP_COUNT = 0, 1, 2, 3
 # OP_COUNT's argument packs the number of operands and the bounds: n | lo << 20 | hi << 40.
@@ -26,7 +26,6 @@ COUNT_SHIFT = 20
 # Derived score kinds (assess/derived.py; the kernel mirrors these numbers).
 SCORE_KINDS = {"sum": 0, "max": 1, "min": 2, "bands": 3, "matrix": 4, "cases": 5, "weighted": 6}
 NULL_SCORE = -(1 << 31)
-MAX_OPTIONS = 64   # options per question, so a CodeIn atom is one uint64 bit mask
 # Integer option codes must lie in [CODE_LO, CODE_LO + CODE_SPAN): int8 and uint8 columns then
 # index the table without a bounds check. Codes are points values in practice (0 … 100).
 CODE_LO, CODE_SPAN = -128, 384
@@ -61,10 +60,12 @@ class Plan:
     band_max: np.ndarray                # int32 [B]
     band_level: np.ndarray              # int8 [B]
     atom_kind: np.ndarray               # int8 [A]
-    atom_q: np.ndarray                  # int64 [A] question (CODE_IN, VALUE_AT_*), flag column (FLAG) or
+    atom_q: np.ndarray                  # int64 [A] question (OPTION_IN), flag column (FLAG) or
                                         # value-vector slot (SCORE_BETWEEN)
-    atom_mask: np.ndarray               # uint64 [A] option bit mask (CODE_IN)
-    atom_n: np.ndarray                  # int32 [A] threshold (AT_LEAST, AT_MOST) or lower bound (SCORE_BETWEEN)
+    atom_option: np.ndarray             # uint8 [A, W]: OPTION_IN truth by option index + 2 (columns 0, 1:
+                                        # not allowed, missing: false); W = most options + 2
+    opt_value2: np.ndarray              # int32 [Q, W]: option value by option index + 2 (0 when not given)
+    atom_n: np.ndarray                  # int32 [A] threshold (SUM_AT_LEAST) or lower bound (SCORE_BETWEEN)
     atom_hi: np.ndarray                 # int32 [A] upper bound (SCORE_BETWEEN)
     atom_sum_start: np.ndarray          # int64 [A+1] questions summed (SUM_AT_LEAST) in atom_sum_q
     atom_sum_q: np.ndarray              # int64
@@ -167,27 +168,26 @@ def compile_plan(ins: m.Instrument) -> Plan:
     flags: list[tuple] = []
 
     def atom(c) -> int:
-        if isinstance(c, m.CodeIn):
-            q = ins.question(c.field)
-            if len(q.options) > MAX_OPTIONS:   # integer fields are read by at_least / at_most instead
-                raise ValueError(f"{ins.id} {q.id}: a code condition on a question with more than {MAX_OPTIONS} options")
-            mask = sum(1 << j for j, o in enumerate(q.options) if o.key in c.keys)
-            atoms.append((ATOM_CODE_IN, qi[c.field], mask, 0, ()))
-        elif isinstance(c, m.ValueAtLeast):
-            atoms.append((ATOM_VALUE_AT_LEAST, qi[c.field], 0, c.at_least, ()))
-        elif isinstance(c, m.ValueAtMost):
-            atoms.append((ATOM_VALUE_AT_MOST, qi[c.field], 0, c.at_most, ()))
+        if isinstance(c, (m.CodeIn, m.ValueAtLeast, m.ValueAtMost)):
+            options = ins.question(c.field).options
+            if isinstance(c, m.CodeIn):
+                truth = [o.key in c.keys for o in options]
+            elif isinstance(c, m.ValueAtLeast):
+                truth = [(o.value or 0) >= c.at_least for o in options]
+            else:
+                truth = [(o.value or 0) <= c.at_most for o in options]
+            atoms.append((ATOM_OPTION_IN, qi[c.field], truth, 0, ()))
         elif isinstance(c, m.ScoreBetween):
             if slot[c.score] < n_items:
                 raise ValueError(f"{ins.id}: a score condition must name a domain or derived score, not {c.score}")
-            atoms.append((ATOM_SCORE_BETWEEN, slot[c.score], 0, c.lo, (), c.hi))
+            atoms.append((ATOM_SCORE_BETWEEN, slot[c.score], None, c.lo, (), c.hi))
         elif isinstance(c, m.SumAtLeast):
-            atoms.append((ATOM_SUM_AT_LEAST, -1, 0, c.at_least, tuple(qi[f] for f in c.fields)))
+            atoms.append((ATOM_SUM_AT_LEAST, -1, None, c.at_least, tuple(qi[f] for f in c.fields)))
         elif isinstance(c, m.Never):
-            atoms.append((ATOM_NEVER, -1, 0, 0, ()))
+            atoms.append((ATOM_NEVER, -1, None, 0, ()))
         elif isinstance(c, m.Icd10In):
             flags.append((qi[c.field], c.ranges))
-            atoms.append((ATOM_FLAG, len(flags) - 1, 0, 0, ()))
+            atoms.append((ATOM_FLAG, len(flags) - 1, None, 0, ()))
         else:
             raise TypeError(c)
         return len(atoms) - 1
@@ -224,8 +224,15 @@ def compile_plan(ins: m.Instrument) -> Plan:
     i64 = functools.partial(np.asarray, dtype=np.int64)
     identity = [_identity_range(code_table[k], item) for k, item in enumerate(ins.items)]
     item_values = any(p in {i.id for i in ins.items} for s in ins.scores for p in s.sum)
-    atom_questions = ({a[1] for a in atoms if a[0] in (ATOM_CODE_IN, ATOM_VALUE_AT_LEAST, ATOM_VALUE_AT_MOST)}
-                      | {q for a in atoms for q in a[4]})
+    atom_questions = {a[1] for a in atoms if a[0] == ATOM_OPTION_IN} | {q for a in atoms for q in a[4]}
+    option_width = max(len(q.options) for q in qs) + 2
+    atom_option = np.zeros((len(atoms), option_width), np.uint8)
+    for k, a in enumerate(atoms):
+        if a[0] == ATOM_OPTION_IN:
+            atom_option[k, 2:2 + len(a[2])] = a[2]
+    opt_value2 = np.zeros((len(qs), option_width), np.int32)
+    for k, q in enumerate(qs):
+        opt_value2[k, 2:2 + len(q.options)] = [o.value or 0 for o in q.options]
     sum_start = [0]
     sum_q: list[int] = []
     for a in atoms:
@@ -262,7 +269,7 @@ def compile_plan(ins: m.Instrument) -> Plan:
         band_min=np.asarray([b.min for b in bands], np.int32), band_max=np.asarray([b.max for b in bands], np.int32),
         band_level=np.asarray([b.level for b in bands], np.int8),
         atom_kind=np.asarray([a[0] for a in atoms], np.int8), atom_q=i64([a[1] for a in atoms]),
-        atom_mask=np.asarray([a[2] for a in atoms], np.uint64), atom_n=np.asarray([a[3] for a in atoms], np.int32),
+        atom_option=atom_option, opt_value2=opt_value2, atom_n=np.asarray([a[3] for a in atoms], np.int32),
         atom_hi=np.asarray([a[5] if len(a) > 5 else 0 for a in atoms], np.int32),
         atom_sum_start=i64(sum_start), atom_sum_q=i64(sum_q), flags=tuple(flags),
         prog_start=i64(prog_start), prog_op=np.asarray(ops, np.int8), prog_arg=i64(args),

@@ -36,13 +36,11 @@ cdef enum:
     CODE_LO = -128   # assess/_plan.py: integer codes index code_table at code - CODE_LO
     CODE_SPAN = 384
     # atom kinds and opcodes (assess/_plan.py mirrors these numbers)
-    A_CODE_IN = 0
-    A_VALUE_AT_LEAST = 1
-    A_SUM_AT_LEAST = 2
-    A_FLAG = 3
-    A_VALUE_AT_MOST = 4
-    A_SCORE_BETWEEN = 5
-    A_NEVER = 6
+    A_OPTION_IN = 0
+    A_SUM_AT_LEAST = 1
+    A_FLAG = 2
+    A_SCORE_BETWEEN = 3
+    A_NEVER = 4
     OP_ATOM = 0
     OP_AND = 1
     OP_OR = 2
@@ -62,6 +60,26 @@ cdef enum:
     S_INCONSISTENT = 3
 
 cdef int32_t NULL_SCORE = -2147483648
+
+cdef extern from *:
+    void __builtin_prefetch(const void* addr, int rw, int locality) nogil
+    int count_trailing_zeros "__builtin_ctz" (unsigned int x) nogil
+
+# Bytes per cell of each column kind (K_ABSENT … K_FLOAT32).
+cdef int KIND_SIZE[11]
+KIND_SIZE[:] = [0, 1, 2, 4, 8, 1, 2, 4, 8, 2, 4]
+
+
+cdef inline void prefetch_rows(const void* data, int kind, Py_ssize_t r0, Py_ssize_t m) noexcept nogil:
+    # Ask for the next chunk of a column while this one is scored: each chunk reads some tens of
+    # columns a few cache lines each, too short a run for the hardware prefetcher to pick up.
+    cdef Py_ssize_t size = KIND_SIZE[kind], b
+    cdef const char* base
+    if data == NULL or size == 0:
+        return
+    base = <const char*>data + r0 * size
+    for b in range(0, m * size, 64):
+        __builtin_prefetch(base + b, 0, 3)
 
 
 cdef struct PlanC:
@@ -87,7 +105,9 @@ cdef struct PlanC:
     const int8_t* band_level
     const int8_t* atom_kind
     const int64_t* atom_q
-    const uint64_t* atom_mask
+    const uint8_t* atom_option     # [A, option_width] truth by option index + 2
+    const int32_t* opt_value2      # [Q, option_width] option value by option index + 2
+    int option_width
     const int32_t* atom_n
     const int32_t* atom_hi
     const int64_t* atom_sum_start
@@ -168,7 +188,9 @@ cdef class KernelPlan:
         c.band_level = <const int8_t*>_ptr(plan.band_level)
         c.atom_kind = <const int8_t*>_ptr(plan.atom_kind)
         c.atom_q = <const int64_t*>_ptr(plan.atom_q)
-        c.atom_mask = <const uint64_t*>_ptr(plan.atom_mask)
+        c.atom_option = <const uint8_t*>_ptr(plan.atom_option)
+        c.opt_value2 = <const int32_t*>_ptr(plan.opt_value2)
+        c.option_width = plan.opt_value2.shape[1]
         c.atom_n = <const int32_t*>_ptr(plan.atom_n)
         c.atom_hi = <const int32_t*>_ptr(plan.atom_hi)
         c.atom_sum_start = <const int64_t*>_ptr(plan.atom_sum_start)
@@ -366,6 +388,8 @@ cdef struct Work:
     uint32_t* bits     # rules that hold
     uint8_t* skipped   # per skip and row: the item is skipped by its rule
     int16_t* fired_c   # first constraint that holds, -1 none
+    uint8_t* problem   # per row: an item or field is not allowed or missing (status to be resolved)
+    int32_t* band      # per row: index of the band the level score falls in (when it falls in one)
 
 
 cdef inline int first_question(const PlanC* p, const Work* w, const uintptr_t* col_ptr, const int8_t* col_kind,
@@ -394,37 +418,21 @@ cdef inline int first_question(const PlanC* p, const Work* w, const uintptr_t* c
 cdef void eval_atoms(const PlanC* p, Work* w, const uint8_t** flags, Py_ssize_t r0, Py_ssize_t m) noexcept nogil:
     cdef Py_ssize_t a, r, k
     cdef int64_t q
-    cdef int16_t i
-    cdef uint64_t mask
     cdef int32_t n, hi
     cdef uint8_t* out
+    cdef const uint8_t* truth
     cdef const int16_t* col
     cdef const int32_t* vals
     cdef const uint8_t* vn
+    cdef int32_t* sums
     for a in range(p.n_atoms):
         out = w.atoms + a * CHUNK
-        if p.atom_kind[a] == A_CODE_IN:
+        if p.atom_kind[a] == A_OPTION_IN:
+            # truth by option index; the table starts 2 before index 0, so BAD and MISSING read false
             col = w.idx + p.atom_q[a] * CHUNK
-            mask = p.atom_mask[a]
+            truth = p.atom_option + a * p.option_width + 2
             for r in range(m):
-                i = col[r]
-                out[r] = (i >= 0) & <uint8_t>((mask >> (i & 63)) & 1)   # branch-free
-        elif p.atom_kind[a] == A_VALUE_AT_LEAST:
-            q = p.atom_q[a]
-            col = w.idx + q * CHUNK
-            vals = p.opt_value + p.opt_start[q]
-            n = p.atom_n[a]
-            for r in range(m):
-                i = col[r]
-                out[r] = (i >= 0) & (vals[i if i >= 0 else 0] >= n)
-        elif p.atom_kind[a] == A_VALUE_AT_MOST:
-            q = p.atom_q[a]
-            col = w.idx + q * CHUNK
-            vals = p.opt_value + p.opt_start[q]
-            n = p.atom_n[a]
-            for r in range(m):
-                i = col[r]
-                out[r] = (i >= 0) & (vals[i if i >= 0 else 0] <= n)
+                out[r] = truth[col[r]]
         elif p.atom_kind[a] == A_SCORE_BETWEEN:
             # a domain or derived score (never null-true): the value vector is filled by now
             vals = w.val + p.atom_q[a] * CHUNK
@@ -436,19 +444,19 @@ cdef void eval_atoms(const PlanC* p, Work* w, const uint8_t** flags, Py_ssize_t 
         elif p.atom_kind[a] == A_NEVER:
             memset(out, 0, m)
         elif p.atom_kind[a] == A_SUM_AT_LEAST:
-            # Sum of the values given (missing ones add nothing), compared with the threshold.
-            for r in range(m):
-                (<int32_t*>w.stack)[r] = 0
+            # Sum of the values given (missing ones add nothing: the table's columns 0 and 1 are 0),
+            # compared with the threshold.
+            sums = <int32_t*>w.stack
+            memset(sums, 0, m * sizeof(int32_t))
             for k in range(p.atom_sum_start[a], p.atom_sum_start[a + 1]):
                 q = p.atom_sum_q[k]
                 col = w.idx + q * CHUNK
-                vals = p.opt_value + p.opt_start[q]
+                vals = p.opt_value2 + q * p.option_width + 2
                 for r in range(m):
-                    i = col[r]
-                    (<int32_t*>w.stack)[r] += vals[i] if i >= 0 else 0
+                    sums[r] += vals[col[r]]
             n = p.atom_n[a]
             for r in range(m):
-                out[r] = (<int32_t*>w.stack)[r] >= n
+                out[r] = sums[r] >= n
         else:
             for r in range(m):
                 out[r] = flags[p.atom_q[a]][r0 + r] != 0
@@ -615,7 +623,7 @@ cdef void score_range(const PlanC* p, const uintptr_t* col_ptr, const int8_t* co
     cdef const int32_t* pv
     cdef const uint8_t* pn
     cdef const int32_t* pk
-    cdef int32_t a, problems
+    cdef int32_t a
     cdef bint req
     cdef int bad_q, miss_q, st, err, lvl, up, setter
     cdef int32_t total
@@ -630,6 +638,8 @@ cdef void score_range(const PlanC* p, const uintptr_t* col_ptr, const int8_t* co
         for q in range(p.n_q):
             col = w.idx + q * CHUNK
             w.have_idx[q] = p.need_idx[q]
+            if c0 + m < stop:
+                prefetch_rows(<const void*>col_ptr[q], col_kind[q], c0 + m, min(CHUNK, stop - c0 - m))
             if q < p.n_items:
                 acc = w.acc + p.item_domain[q] * CHUNK
                 if valid_ptr[q] == 0 and item_column_fast(p, q, col_kind[q], <const void*>col_ptr[q], c0, m,
@@ -727,56 +737,64 @@ cdef void score_range(const PlanC* p, const uintptr_t* col_ptr, const int8_t* co
                 if truth[r]:
                     w.fired_c[r] = k
         # 5. Status (not allowed > inconsistent > incomplete > ok), then levels for ok rows.
+        #    Column passes first (which rows have a problem, which band each total falls in), so the
+        #    per-row pass is a few loads for the usual row and the question search only for the rare one.
         v = w.val + p.level_value * CHUNK
         vn = w.vnull + p.level_value * CHUNK
+        for r in range(m):
+            w.problem[r] = anyneg[r] < 0
+        for k in range(p.n_domains):
+            acc = w.acc + k * CHUNK
+            for r in range(m):
+                w.problem[r] |= (acc[r] & 0xFFFF) != 0
+        # Bands are sorted by min, contiguous and cover every reachable total (checked on load):
+        # the band is the last one whose min is <= total.
+        memset(w.band, 0, m * sizeof(int32_t))
+        for j in range(1, p.n_bands):
+            a = p.band_min[j]
+            for r in range(m):
+                w.band[r] += a <= v[r]
         for r in range(m):
             row = c0 + r
             bits = w.bits[r]
             rules[row] = bits
-            problems = anyneg[r] < 0
-            for k in range(p.n_domains):
-                problems |= w.acc[k * CHUNK + r] & 0xFFFF
-            bad_q = miss_q = -1
-            if problems:
-                bad_q = first_question(p, w, col_ptr, col_kind, valid_ptr, valid_off, c0, r, BAD, False)
-                if bad_q < 0:
-                    miss_q = first_question(p, w, col_ptr, col_kind, valid_ptr, valid_off, c0, r, MISSING, True)
-            if bad_q >= 0:
-                st, err = S_NOT_ALLOWED, bad_q
-            elif w.fired_c[r] >= 0:
-                st, err = S_INCONSISTENT, <int>p.constraint_field[w.fired_c[r]]
-            elif miss_q >= 0:
-                st, err = S_INCOMPLETE, miss_q
-            else:
-                st, err = S_OK, -1
+            st, err = S_OK, -1
+            if w.problem[r] or w.fired_c[r] >= 0:
+                bad_q = miss_q = -1
+                if w.problem[r]:
+                    bad_q = first_question(p, w, col_ptr, col_kind, valid_ptr, valid_off, c0, r, BAD, False)
+                    if bad_q < 0:
+                        miss_q = first_question(p, w, col_ptr, col_kind, valid_ptr, valid_off, c0, r, MISSING, True)
+                if bad_q >= 0:
+                    st, err = S_NOT_ALLOWED, bad_q
+                elif w.fired_c[r] >= 0:
+                    st, err = S_INCONSISTENT, <int>p.constraint_field[w.fired_c[r]]
+                elif miss_q >= 0:
+                    st, err = S_INCOMPLETE, miss_q
             status[row] = st
             error_field[row] = err
             level_initial[row] = -1
             level[row] = -1
             if st != S_OK or vn[r] or p.n_bands == 0:   # no bands: every total unclassified (e.g. Lawton)
                 continue
-            # Bands are sorted by min, contiguous and cover every reachable total (checked on load):
-            # the band is the last one whose min is <= total.
             total = v[r]
-            b = 0
-            for j in range(1, p.n_bands):
-                b += p.band_min[j] <= total
+            b = w.band[r]
             if not p.band_min[b] <= total <= p.band_max[b]:
                 continue
             lvl = p.band_level[b]
             level_initial[row] = lvl
             setter = -1
             up = 0
-            if bits:
-                for k in range(p.n_rules):
-                    if (bits >> k) & 1:
-                        if p.rule_set_level[k] >= 0:
-                            if setter < 0:
-                                setter = p.rule_set_level[k]
-                        elif p.raise_sum:
-                            up += p.rule_raise[k]
-                        elif p.rule_raise[k] > up:
-                            up = p.rule_raise[k]
+            while bits:   # the rules that hold, lowest first
+                k = count_trailing_zeros(bits)
+                bits &= bits - 1
+                if p.rule_set_level[k] >= 0:
+                    if setter < 0:
+                        setter = p.rule_set_level[k]
+                elif p.raise_sum:
+                    up += p.rule_raise[k]
+                elif p.rule_raise[k] > up:
+                    up = p.rule_raise[k]
             level[row] = setter if setter >= 0 else min(p.max_level, lvl + up)
         # 6. Categories (only instruments that define them): first case that holds, for ok rows.
         for k in range(p.n_cats):
@@ -826,13 +844,16 @@ def score_rows(KernelPlan plan, const uint64_t[::1] col_ptr, const int8_t[::1] c
     w.bits = <uint32_t*>malloc(sizeof(uint32_t) * CHUNK)
     w.fired_c = <int16_t*>malloc(sizeof(int16_t) * CHUNK)
     w.skipped = <uint8_t*>malloc(CHUNK * max(p.n_skips, 1))
+    w.problem = <uint8_t*>malloc(CHUNK)
+    w.band = <int32_t*>malloc(sizeof(int32_t) * CHUNK)
     cdef uint8_t* truth = <uint8_t*>malloc(CHUNK)
     cdef const uint8_t** flags = <const uint8_t**>malloc(sizeof(uint8_t*) * max(p.n_flags, 1))
     cdef Py_ssize_t k, bad = 0
     try:
         if (w.idx == NULL or w.have_idx == NULL or w.anyneg == NULL or w.acc == NULL or w.val == NULL
                 or w.vnull == NULL or w.atoms == NULL or w.stack == NULL or w.bits == NULL
-                or w.fired_c == NULL or w.skipped == NULL or truth == NULL or flags == NULL):
+                or w.fired_c == NULL or w.skipped == NULL or w.problem == NULL or w.band == NULL
+                or truth == NULL or flags == NULL):
             raise MemoryError()
         # Skips evaluate atoms before the chunk's scores exist: no score atom reads them (checked on
         # load), but the memory is defined all the same.
@@ -855,7 +876,7 @@ def score_rows(KernelPlan plan, const uint64_t[::1] col_ptr, const int8_t[::1] c
                     bad += status[k] != S_OK
     finally:
         free(w.idx); free(w.have_idx); free(w.anyneg); free(w.acc); free(w.val); free(w.vnull)
-        free(w.atoms); free(w.stack); free(w.bits); free(w.fired_c); free(w.skipped); free(truth); free(flags)
+        free(w.atoms); free(w.stack); free(w.bits); free(w.fired_c); free(w.skipped); free(w.problem); free(w.band); free(truth); free(flags)
     return bad
 
 
