@@ -16,7 +16,6 @@ import datetime as dt
 import io
 import os
 import queue
-import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,17 +161,17 @@ class CsvSource(Source):
         return table, invalid
 
     def _chunks(self):
-        """Byte ranges of whole lines after the header, as views of reused buffers (_Buffers)."""
-        buffers = _Buffers()
+        """Byte ranges of whole lines after the header, as views of reused buffers (plaincsv.Scratch)."""
+        buffers = plaincsv.Scratch(keep=4)
         with open(self.path, "rb") as f:
             f.seek(self.header_bytes)
             size = self.chunk_bytes
             while True:
-                buf = buffers.get(size)
-                got = f.readinto(memoryview(buf)[:size])
+                buf = buffers.array((size,), np.uint8)
+                got = f.readinto(buf)
                 if not got:
                     return
-                cut = buf.rfind(b"\n", 0, got) + 1
+                cut = _after_last_newline(buf[:got])
                 if cut == 0 and got == size:     # one line longer than a chunk: read more
                     f.seek(-got, 1)
                     size *= 2
@@ -180,7 +179,7 @@ class CsvSource(Source):
                 if 0 < cut < got:
                     f.seek(cut - got, 1)
                     got = cut
-                yield memoryview(buf)[:got], f.tell()
+                yield buf[:got], f.tell()
                 del buf
                 size = self.chunk_bytes
 
@@ -216,28 +215,23 @@ class CsvSource(Source):
             yield Chunk(table.rename_columns(names), lines, {}, problems, pos)
 
 
-class _Buffers:
-    """Read buffers, each used again once nothing refers to it any more (the reader's views, the
-    chunk's raw rows). A fresh buffer of a chunk's size costs the kernel a zeroed page per 4 kB as
-    it is first written: about a tenth of the reader's time on a province file."""
-
-    def __init__(self, keep: int = 4):
-        self.keep, self.pool = keep, []
-
-    def get(self, size: int) -> bytearray:
-        for buf in self.pool:
-            if len(buf) >= size and sys.getrefcount(buf) == 3:   # the pool, ``buf`` and the call's argument
-                return buf
-        buf = bytearray(size)
-        if len(self.pool) < self.keep:
-            self.pool.append(buf)
-        return buf
+def _after_last_newline(data: np.ndarray) -> int:
+    """Position after the last line feed in ``data`` (0 if none), looking back 64 kB at a time."""
+    end = data.size
+    while end > 0:
+        start = max(0, end - (1 << 16))
+        hit = np.flatnonzero(data[start:end] == 10)
+        if hit.size:
+            return start + int(hit[-1]) + 1
+        end = start
+    return 0
 
 
-def prefetch(batches, depth: int = 1):
+def prefetch(batches, depth: int = 1, name: str = "assess-screen-reader"):
     """Iterate ``batches`` on a background thread, ``depth`` items ahead, so that reading the next
     chunk (pyarrow and the compiled checks release the GIL) overlaps scoring this one. Errors are
-    re-raised here; closing the generator stops the thread."""
+    re-raised here; closing the generator stops the thread, which closes ``batches`` (so a chain
+    of prefetches stops from the end)."""
     q: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
     done = object()
@@ -256,8 +250,11 @@ def prefetch(batches, depth: int = 1):
             q.put((done, None))
         except BaseException as exc:   # handed to the consumer
             q.put((done, exc))
+        finally:
+            if hasattr(batches, "close"):
+                batches.close()
 
-    t = threading.Thread(target=work, name="assess-screen-reader", daemon=True)
+    t = threading.Thread(target=work, name=name, daemon=True)
     t.start()
     try:
         while True:

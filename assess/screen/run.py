@@ -69,7 +69,11 @@ def screen(input_path, instrument, out, *, rejects=None, report=None, mapping: d
     collecting = gc.isenabled()
     gc.disable()
     try:
-        for chunk, checked in prefetch(_checked(source.batches(), ins, cols, coded, opts)):
+        # Two stages ahead of this loop, each on its own thread: reading (the compiled CSV pass or
+        # pyarrow) and checking and scoring. Both mostly run without the GIL, so on two cores
+        # neither waits for the other, and at most two chunks wait between the stages and here.
+        chunks = prefetch(source.batches(), name="assess-screen-reader")
+        for chunk, checked in prefetch(_checked(chunks, ins, cols, coded, opts), name="assess-screen-checker"):
             records = checked.records
             stats.rows_read += len(chunk.problems)
             stats.rejected += len(chunk.problems)
@@ -121,10 +125,10 @@ class _Checked:
 
 
 def _checked(chunks, ins, cols, coded, opts):
-    """Everything a batch needs nothing from earlier batches for, run on the reader's thread ahead of
-    the main loop (prefetch): answer codes, identity checks and scoring. The compiled loops and
-    pyarrow release the GIL, so this overlaps the main thread's naming of problems, duplicate check
-    and counts, and the writer's Parquet encoding."""
+    """Everything a batch needs nothing from earlier batches for, run on its own thread between the
+    reader's and the main loop (prefetch): answer codes, identity checks and scoring. The compiled
+    loops and pyarrow release the GIL, so this overlaps reading the next chunk, the main thread's
+    naming of problems, duplicate check and counts, and the writer's Parquet encoding."""
     for chunk in chunks:
         checked = _Checked([record(line, col, "", value, code, **kw) for line, col, value, code, kw in chunk.problems])
         table = chunk.table
