@@ -13,7 +13,7 @@ The hash set of identity numbers (:class:`IdSet`) keeps 12 bytes per slot, at mo
 """
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free
-from libc.string cimport memchr, memcpy
+from libc.string cimport memchr
 
 cdef enum:
     # idnumber reasons (assess/idnumber.py mirrors these numbers)
@@ -145,24 +145,32 @@ def parse_codes(const uint8_t[::1] data, const int32_t[::1] offsets, const uint8
     return other
 
 
+cdef uint8_t STOP[256]      # parse_csv: 1 ends a cell (, and line feed), 2 ends a plain file (" and \r)
+STOP[:] = [0] * 256
+STOP[44] = STOP[10] = 1
+STOP[34] = STOP[13] = 2
+
+
 cdef Py_ssize_t _parse_csv(const uint8_t[::1] data, const int8_t[::1] kind, const int32_t[::1] index,
-                           int8_t sentinel, int8_t[:, ::1] value, uint8_t[:, ::1] state, uint8_t[:, ::1] code_bits,
+                           int8_t sentinel, int8_t[:, ::1] value, uint8_t[:, ::1] code_bits,
                            int32_t[:, ::1] offsets, uint8_t[:, ::1] text, uint8_t[:, ::1] text_bits,
-                           int64_t[::1] starts, uint8_t[::1] present, int64_t[::1] counts) noexcept nogil:
+                           int64_t[::1] starts, uint8_t[::1] present, int64_t[::1] counts,
+                           int64_t[::1] nulls) noexcept nogil:
     # parse_csv's loop (below), apart so that it can return from inside its loops without the GIL.
     # Cell by cell: an answer written as one digit followed by the delimiter (nearly every cell)
-    # costs two byte tests; any other cell is scanned to its delimiter.
-    cdef Py_ssize_t n = data.shape[0], ncols = kind.shape[0], p = 0, a, j, r = 0, k, m
+    # costs two byte tests; any other cell is scanned to its delimiter (a text cell copied on the
+    # way, which costs less than a call to memcpy for cells of a few bytes).
+    cdef Py_ssize_t n = data.shape[0], ncols = kind.shape[0], p = 0, a, j, r = 0, k, nc = value.shape[0]
     cdef Py_ssize_t rows_cap = starts.shape[0] - 1
     cdef Py_ssize_t vstride = value.shape[1], bstride = code_bits.shape[1]
     cdef Py_ssize_t ostride = offsets.shape[1], tstride = text.shape[1], tbstride = text_bits.shape[1]
     cdef const uint8_t* d
     cdef int8_t* vals = &value[0, 0] if value.shape[0] else NULL
-    cdef uint8_t* sts = &state[0, 0] if state.shape[0] else NULL
     cdef uint8_t* cbits = &code_bits[0, 0] if code_bits.shape[0] else NULL
     cdef int32_t* offs = &offsets[0, 0] if offsets.shape[0] else NULL
     cdef uint8_t* txt = &text[0, 0] if text.shape[0] else NULL
     cdef uint8_t* tbits = &text_bits[0, 0] if text_bits.shape[0] else NULL
+    cdef uint8_t* dst
     cdef uint8_t c, st, any_cell, bit
     cdef int8_t v
     cdef int32_t used
@@ -172,8 +180,10 @@ cdef Py_ssize_t _parse_csv(const uint8_t[::1] data, const int8_t[::1] kind, cons
     d = &data[0]
     for k in range(code_bits.shape[0] * bstride):
         cbits[k] = 0
-    for k in range(value.shape[0]):
+    for k in range(nc):
         counts[k] = 0
+    for k in range(nulls.shape[0]):
+        nulls[k] = 0
     for k in range(text_bits.shape[0] * tbstride):
         tbits[k] = 0
     for k in range(offsets.shape[0]):
@@ -187,22 +197,35 @@ cdef Py_ssize_t _parse_csv(const uint8_t[::1] data, const int8_t[::1] kind, cons
         for j in range(ncols):
             # the cell of column j starts at p; the previous delimiter was a comma (or line start)
             a = p
+            k = index[j]
             if kind[j] == 1 and p + 1 < n and 48 <= d[p] <= 57 and (d[p + 1] == 44 or d[p + 1] == 10):
-                k = index[j]
                 vals[k * vstride + r] = <int8_t>(d[p] - 48)
-                sts[k * vstride + r] = C_INT
                 cbits[k * bstride + (r >> 3)] |= bit
                 any_cell = 1
                 p += 1
-            else:
+            elif kind[j] == 2:
+                used = offs[k * ostride + r]
+                dst = txt + k * tstride + used - a
                 while p < n:
                     c = d[p]
-                    if c == 44 or c == 10:
+                    if STOP[c]:
                         break
-                    if c == 34 or c == 13:      # " or \r: not a plain file
-                        return -1
+                    dst[p] = c
                     p += 1
-                k = index[j]
+                if p < n and STOP[d[p]] == 2:      # " or \r: not a plain file
+                    return -1
+                if p > a:
+                    any_cell = 1
+                    tbits[k * tbstride + (r >> 3)] |= bit
+                    used += <int32_t>(p - a)
+                else:
+                    nulls[nc + k] += 1
+                offs[k * ostride + r + 1] = used
+            else:
+                while p < n and STOP[d[p]] == 0:
+                    p += 1
+                if p < n and STOP[d[p]] == 2:
+                    return -1
                 if kind[j] == 1:
                     if p == a:
                         st = C_MISSING
@@ -211,19 +234,12 @@ cdef Py_ssize_t _parse_csv(const uint8_t[::1] data, const int8_t[::1] kind, cons
                         st = code_cell(data, a, p, sentinel, &v)
                         any_cell = 1
                     vals[k * vstride + r] = v
-                    sts[k * vstride + r] = st
                     if st == C_OTHER:
                         counts[k] += 1
-                    if st != C_MISSING:
+                    if st == C_MISSING:
+                        nulls[k] += 1
+                    else:
                         cbits[k * bstride + (r >> 3)] |= bit
-                elif kind[j] == 2:
-                    used = offs[k * ostride + r]
-                    if p > a:
-                        any_cell = 1
-                        tbits[k * tbstride + (r >> 3)] |= bit
-                        memcpy(txt + k * tstride + used, d + a, p - a)
-                        used += <int32_t>(p - a)
-                    offs[k * ostride + r + 1] = used
             # p is at this cell's delimiter (or the end of the data)
             if j + 1 < ncols:
                 if p >= n or d[p] != 44:        # the line ends early
@@ -258,22 +274,24 @@ def count_byte(const uint8_t[::1] data, uint8_t c):
 
 
 def parse_csv(const uint8_t[::1] data, const int8_t[::1] kind, const int32_t[::1] index, int8_t sentinel,
-              int8_t[:, ::1] value, uint8_t[:, ::1] state, uint8_t[:, ::1] code_bits,
-              int32_t[:, ::1] offsets, uint8_t[:, ::1] text, uint8_t[:, ::1] text_bits,
-              int64_t[::1] starts, uint8_t[::1] present, int64_t[::1] counts):
+              int8_t[:, ::1] value, uint8_t[:, ::1] code_bits, int32_t[:, ::1] offsets, uint8_t[:, ::1] text,
+              uint8_t[:, ::1] text_bits, int64_t[::1] starts, uint8_t[::1] present, int64_t[::1] counts,
+              int64_t[::1] nulls):
     """Whole CSV lines (UTF-8, no quotes) straight into columns, for the plain files that make up
     almost every screening export. Input column j is skipped (``kind`` 0), read as an answer code
-    into row ``index[j]`` of value/state/code_bits exactly as :func:`parse_codes` reads its text
-    (kind 1), or kept as text in row ``index[j]`` of offsets/text/text_bits (kind 2): the bytes
-    between the commas, null when empty, as pyarrow's reader with ``null_values=[""]`` gives them.
-    ``starts`` gets each line's first byte (and the end of the data after the last line),
-    ``present`` whether any column read has a non-empty cell, ``counts[k]`` the C_OTHER cells of
-    code column k. Returns the number of rows, or -1 when the data hold a quote or a carriage
-    return, or a line with another number of cells than ``kind`` has: such data go to pyarrow."""
+    into row ``index[j]`` of value/code_bits exactly as :func:`parse_codes` reads its text (kind 1:
+    C_INT sets the validity bit and the code, C_OTHER the bit and ``sentinel``, C_MISSING neither),
+    or kept as text in row ``index[j]`` of offsets/text/text_bits (kind 2): the bytes between the
+    commas, null when empty, as pyarrow's reader with ``null_values=[""]`` gives them. ``starts``
+    gets each line's first byte (and the end of the data after the last line), ``present`` whether
+    any column read has a non-empty cell, ``counts[k]`` the C_OTHER cells of code column k,
+    ``nulls`` the missing cells of each code column, then the null cells of each text column.
+    Returns the number of rows, or -1 when the data hold a quote or a carriage return, or a line
+    with another number of cells than ``kind`` has: such data go to pyarrow."""
     cdef Py_ssize_t r
     with nogil:
-        r = _parse_csv(data, kind, index, sentinel, value, state, code_bits, offsets, text, text_bits,
-                       starts, present, counts)
+        r = _parse_csv(data, kind, index, sentinel, value, code_bits, offsets, text, text_bits,
+                       starts, present, counts, nulls)
     return r
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from .. import idnumber
-from .codes import C_MISSING, C_OTHER, SENTINEL, classify
+from .codes import C_MISSING, SENTINEL, classify
 
 SKIP, CODE, TEXT = 0, 1, 2       # kernels/screen.pyx parse_csv: what to do with each input column
 
@@ -101,7 +101,6 @@ def parse(data, plan: Plan):
     def scratch(name, shape, dtype):
         return plan.scratch.setdefault(name, Scratch()).array(shape, dtype)
     value = scratch("value", (nc, cap), np.int8)
-    state = scratch("state", (nc, cap), np.uint8)
     code_bits = scratch("code_bits", (nc, (cap + 7) // 8), np.uint8)
     offsets = scratch("offsets", (nt, cap + 1), np.int32)
     text = scratch("text", (nt, n), np.uint8)     # untouched pages cost no memory
@@ -109,34 +108,36 @@ def parse(data, plan: Plan):
     starts = scratch("starts", (cap + 1,), np.int64)
     present = np.empty(cap, np.uint8)
     counts = np.empty(nc, np.int64)
-    rows = idnumber._screen.parse_csv(buf, plan.kind, plan.index, SENTINEL, value, state, code_bits, offsets,
-                                      text, text_bits, starts, present, counts)
+    nulls = np.empty(nc + nt, np.int64)
+    rows = idnumber._screen.parse_csv(buf, plan.kind, plan.index, SENTINEL, value, code_bits, offsets, text,
+                                      text_bits, starts, present, counts, nulls)
     if rows < 0:
         return None
     raw = RawRows(buf, starts[:rows + 1], plan)
     columns = {}
     for k, cid in enumerate(plan.codes):
-        columns[cid] = _codes(value[k, :rows], state[k, :rows], code_bits[k], rows, counts[k], raw, plan.position[cid])
+        columns[cid] = _codes(value[k, :rows], code_bits[k], rows, int(counts[k]), int(nulls[k]), raw,
+                              plan.position[cid])
     for k, cid in enumerate(plan.texts):
-        columns[cid] = _text(offsets[k, :rows + 1], text[k], text_bits[k], rows)
+        columns[cid] = _text(offsets[k, :rows + 1], text[k], text_bits[k], rows, int(nulls[nc + k]))
     table = pa.table({cid: columns[cid] for cid in plan.names})
-    return table, present[:rows].astype(bool), raw
+    return table, present[:rows].view(bool), raw
 
 
-def _codes(value, state, bits, rows, other, raw: RawRows, j: int) -> pa.Array:
+def _codes(value, bits, rows, other, missing, raw: RawRows, j: int) -> pa.Array:
     if other:   # cells with bytes the loop leaves to Python (a non-ASCII space …), or not codes
-        for i in np.flatnonzero(state == C_OTHER):
-            state[i], value[i] = classify(raw.cells(int(i))[j])
-        missing = state == C_MISSING
-        return pa.array(value, pa.int8(), mask=missing if missing.any() else None)
-    missing = rows - int(np.count_nonzero(state != C_MISSING))
+        valid = np.unpackbits(bits, count=rows, bitorder="little").view(bool)
+        for i in np.flatnonzero(valid & (value == SENTINEL)):
+            state, value[i] = classify(raw.cells(int(i))[j])
+            if state == C_MISSING:
+                bits[i >> 3] &= np.uint8(0xFF ^ (1 << (i & 7)))
+                missing += 1
     return pa.Array.from_buffers(pa.int8(), rows, [pa.py_buffer(bits) if missing else None,
                                                    pa.py_buffer(value)], missing)
 
 
-def _text(offsets, data, bits, rows) -> pa.Array:
+def _text(offsets, data, bits, rows, nulls) -> pa.Array:
     used = int(offsets[rows])
-    nulls = rows - int(np.count_nonzero(np.diff(offsets)))
     return pa.Array.from_buffers(pa.string(), rows, [pa.py_buffer(bits) if nulls else None, pa.py_buffer(offsets),
                                                      pa.py_buffer(data[:used])], nulls)
 
