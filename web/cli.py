@@ -17,10 +17,12 @@ def _serve(instance, host: str, port: int, workers: int, threads: int) -> None:
     os.environ[INSTANCE_ENV] = str(instance)
     from gunicorn.app.base import BaseApplication
 
+    from .worker import InlineWorker
+
     class Server(BaseApplication):
         def load_config(self):
             for k, v in {"bind": f"{host}:{port}", "workers": workers, "threads": threads,
-                         "worker_class": "gthread" if threads > 1 else "sync", "accesslog": "-",
+                         "worker_class": "gthread" if threads > 1 else InlineWorker, "accesslog": "-",
                          "access_log_format": '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms',   # path only, no query
                          "timeout": 60, "graceful_timeout": 10, "backlog": 512}.items():
                 self.cfg.set(k, v)
@@ -35,12 +37,17 @@ def _serve(instance, host: str, port: int, workers: int, threads: int) -> None:
 
 
 def _default_workers() -> int:
-    # One process by default. Writers in several processes now queue on the deployment's write lock
-    # (web/db.py) rather than in SQLite's busy back-off, but gunicorn keeps a kept-alive connection
-    # with the worker that accepted it, and in bench/test_web_load.py all 50 connections sat on one
-    # worker while the other idled. With a PostgreSQL store, or clients that reconnect (tablets
-    # minutes apart), more workers (--workers) add throughput.
-    return 1
+    # One single-threaded process per core (web/worker.py): SQLite takes one writer at a time whatever
+    # the count, and writers of several processes queue on the deployment's write lock (web/db.py).
+    # Kept-alive connections stay with the process that accepted them; a process busy answering does
+    # not accept, so new connections go to an idle one (50 connections of bench/test_web_load.py
+    # split 22 / 28 over two).
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+workers_option = click.option("--workers", default=None, type=int, help="Worker processes (default: one per CPU core).")
+threads_option = click.option("--threads", default=1, show_default=True, type=int,
+                              help="Threads per worker (above 1: gunicorn's gthread worker).")
 
 
 @click.group("web", invoke_without_command=True)
@@ -48,8 +55,8 @@ def _default_workers() -> int:
 @click.option("--dir", "demo_dir", default="demo/web", show_default=True, type=click.Path(file_okay=False),
               help="Where the demo deployment lives.")
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--workers", default=None, type=int, help="Worker processes (default 1).")
-@click.option("--threads", default=8, show_default=True, type=int, help="Threads per worker.")
+@workers_option
+@threads_option
 @click.pass_context
 def web(ctx, demo, demo_dir, port, workers, threads):
     """Web front end: tablet forms, insurance look-up, JSON API."""
@@ -70,8 +77,8 @@ def web(ctx, demo, demo_dir, port, workers, threads):
 @web.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--workers", default=None, type=int, help="Worker processes (default 1).")
-@click.option("--threads", default=8, show_default=True, type=int)
+@workers_option
+@threads_option
 def serve(host, port, workers, threads):
     """Serve the instance folder named by ASSESS_WEB_INSTANCE with gunicorn."""
     instance = os.environ.get(INSTANCE_ENV)

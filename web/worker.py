@@ -1,0 +1,32 @@
+"""The gunicorn worker for ``--threads 1``: gthread's kept-alive connections, answered on its loop's thread.
+
+gunicorn's ``gthread`` worker hands every request from its loop to a thread pool and back. With
+the store's writes serialised anyway, the extra threads bought no throughput on the 2-core demo
+machine, only cost: each hand-off and each SQLite call (which lets go of the GIL) switched
+threads, about 0.3–0.5 ms of CPU per submission in bench/test_web_load.py, and waiting
+for the GIL widened the latency tail. Here the loop answers a request itself as soon as its
+connection is readable, then goes back to waiting, so one process is one thread; use more
+processes (``--workers``) for more cores.
+
+As with gunicorn's ``sync`` worker, a client that starts a request and then stalls holds the
+worker: for at most :data:`READ_TIMEOUT_S` a read. Facing slow networks directly, put a proxy that
+buffers requests (nginx) in front, or serve with ``--threads`` above 1 (gthread).
+"""
+from __future__ import annotations
+
+from concurrent import futures
+
+from gunicorn.workers.gthread import ThreadWorker
+
+READ_TIMEOUT_S = 5.0
+
+
+class InlineWorker(ThreadWorker):
+    """``gthread`` with the request handled in place of being queued for a pool thread."""
+
+    def enqueue_req(self, conn):
+        conn.init()
+        conn.sock.settimeout(READ_TIMEOUT_S)
+        done = futures.Future()          # gthread's bookkeeping (keep-alive, close) runs on its result
+        done.set_result(self.handle(conn))
+        self._wrap_future(done, conn)
