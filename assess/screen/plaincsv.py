@@ -51,9 +51,10 @@ class Scratch:
     """Numpy buffers for one kind of array, each used again once nothing refers to it any more (the
     tables of the chunks in flight hold views of them). A fresh buffer costs the kernel a zeroed
     page for every page first written: with a chunk's read buffer and parsed columns, a tenth of
-    the reader's time on a province file."""
+    the reader's time on a province file. ``keep`` covers the chunks in flight (two prefetch
+    stages, the main loop and the writer's queue) with room to spare."""
 
-    def __init__(self, keep: int = 8):
+    def __init__(self, keep: int = 12):
         self.keep, self.pool = keep, []
 
     def array(self, shape, dtype) -> np.ndarray:

@@ -162,7 +162,7 @@ class CsvSource(Source):
 
     def _chunks(self):
         """Byte ranges of whole lines after the header, as views of reused buffers (plaincsv.Scratch)."""
-        buffers = plaincsv.Scratch(keep=4)
+        buffers = plaincsv.Scratch()
         with open(self.path, "rb") as f:
             f.seek(self.header_bytes)
             size = self.chunk_bytes

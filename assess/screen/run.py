@@ -73,14 +73,15 @@ def screen(input_path, instrument, out, *, rejects=None, report=None, mapping: d
         # pyarrow) and checking and scoring. Both mostly run without the GIL, so on two cores
         # neither waits for the other, and at most two chunks wait between the stages and here.
         chunks = prefetch(source.batches(), name="assess-screen-reader")
-        for chunk, checked in prefetch(_checked(chunks, ins, cols, coded, opts), name="assess-screen-checker"):
+        for chunk, checked in prefetch(_checked(chunks, ins, cols, coded, opts, dups), name="assess-screen-checker"):
             records = checked.records
-            stats.rows_read += len(chunk.problems)
-            stats.rejected += len(chunk.problems)
-            if checked.scored is not None:
-                # Named here rather than on the reader's thread, which has the most to do.
+            stats.rows_read += len(chunk.problems) + checked.rows
+            stats.rejected += len(chunk.problems) + checked.rejected
+            if checked.result is not None:
+                # Named here rather than on the checker's thread, which has more to do.
                 score_problems(ins, chunk, checked.unpassed, chunk.lines, cols, records)
-                _batch(chunk, checked, cols, dups, out_w, stats)
+                out_w.write(checked.result)
+                stats.add_scored(checked.result)
             stats.add_problems(records)
             rej_w.write(records)
             if progress is not None:
@@ -114,21 +115,21 @@ def _answers(table: pa.Table, cols, coded) -> dict:
 
 @dataclass
 class _Checked:
-    """What a batch's own rows decide, before any other batch is looked at (see :func:`_checked`)."""
+    """What the checker's thread decides about a batch (see :func:`_checked`)."""
 
     records: list                  # problems of this batch, in the order REJECTS lists them per line
-    scored: pa.Table | None = None
-    answers: dict | None = None
-    ids: object = None
-    accepted: np.ndarray | None = None   # scored and no error so far (duplicates still to come)
+    rows: int = 0                  # rows of the batch's table
+    rejected: int = 0              # of which rejected
+    result: pa.Table | None = None    # the rows for OUT
     unpassed: np.ndarray | None = None   # rows with cells that the scorer did not pass, to be named
 
 
-def _checked(chunks, ins, cols, coded, opts):
-    """Everything a batch needs nothing from earlier batches for, run on its own thread between the
-    reader's and the main loop (prefetch): answer codes, identity checks and scoring. The compiled
-    loops and pyarrow release the GIL, so this overlaps reading the next chunk, the main thread's
-    naming of problems, duplicate check and counts, and the writer's Parquet encoding."""
+def _checked(chunks, ins, cols, coded, opts, dups):
+    """Everything but naming the scorer's problems, on its own thread between the reader's and the
+    main loop (prefetch): answer codes, identity checks, scoring, the same person twice (batches
+    come in order, so the identity set sees every earlier row first) and the table for OUT. The
+    compiled loops and pyarrow release the GIL, so this overlaps reading the next chunk, the main
+    thread's naming of problems and counts, and the writer's Parquet encoding."""
     for chunk in chunks:
         checked = _Checked([record(line, col, "", value, code, **kw) for line, col, value, code, kw in chunk.problems])
         table = chunk.table
@@ -141,16 +142,17 @@ def _checked(chunks, ins, cols, coded, opts):
             status = scored.column("status").combine_chunks()
             names = status.dictionary.to_pylist()
             ok = np.asarray(status.indices) == names.index("ok") if "ok" in names else np.zeros(table.num_rows, bool)
-            checked.scored, checked.answers, checked.ids, checked.accepted = scored, answers, ids, ok & ~bad
             checked.unpassed = np.flatnonzero(~ok & ~empty)
+            _batch(chunk, checked, cols, dups, scored, answers, ids, ok & ~bad)
         yield chunk, checked
 
 
-def _batch(chunk, checked, cols, dups, out_w, stats) -> None:
-    """The part of a batch that depends on the batches before it: the same person twice."""
-    table, lines, ids, accepted, records = chunk.table, chunk.lines, checked.ids, checked.accepted, checked.records
+def _batch(chunk, checked, cols, dups, scored, answers, ids, accepted) -> None:
+    """Rows accepted so far that repeat a person of an earlier row are rejected; the rest make the
+    batch's table for OUT. (A repeated row has no other error, so REJECTS lists its lines in the
+    same order whichever thread names the scorer's problems.)"""
+    table, lines, records = chunk.table, chunk.lines, checked.records
     n = table.num_rows
-    stats.rows_read += n
     if ids is not None:
         cand = np.flatnonzero(accepted & (ids.reason == idnumber.OK))
         first = dups.first_lines(ids.key[cand], lines[cand])
@@ -158,20 +160,18 @@ def _batch(chunk, checked, cols, dups, out_w, stats) -> None:
             records.append(record(lines[i], cols.source(ID_NUMBER), ID_NUMBER, idnumber.mask(ids.number[i].as_py()),
                                   _dup_code(), first_line=int(f)))
         accepted[cand[first > 0]] = False
-    stats.rejected += int(n - accepted.sum())
+    checked.rows, checked.rejected = n, int(n - accepted.sum())
 
     parts = {}
     for cid in IDENTITY:
         if cid in table.column_names:
             parts[cid] = ids.number if cid == ID_NUMBER else table.column(cid)
     parts["source_line"] = pa.array(lines, pa.int64())
-    parts.update(checked.answers)
-    for name, col in zip(checked.scored.column_names, checked.scored.columns):
+    parts.update(answers)
+    for name, col in zip(scored.column_names, scored.columns):
         parts[name] = col
     result = pa.table(parts)
-    keep = None if accepted.all() else pa.array(accepted)
-    out_w.write(result, keep)
-    stats.add_scored(result, accepted)
+    checked.result = result if accepted.all() else result.filter(pa.array(accepted))
 
 
 def _dup_code():
