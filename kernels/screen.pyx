@@ -152,40 +152,34 @@ STOP[34] = STOP[13] = 2
 
 
 cdef Py_ssize_t _parse_csv(const uint8_t[::1] data, const int8_t[::1] kind, const int32_t[::1] index,
-                           int8_t sentinel, int8_t[:, ::1] value, uint8_t[:, ::1] code_bits,
-                           int32_t[:, ::1] offsets, uint8_t[:, ::1] text, uint8_t[:, ::1] text_bits,
-                           int64_t[::1] starts, uint8_t[::1] present, int64_t[::1] counts,
-                           int64_t[::1] nulls) noexcept nogil:
+                           int8_t sentinel, int8_t missing, int8_t[:, ::1] value, int32_t[:, ::1] offsets,
+                           uint8_t[:, ::1] text, int64_t[::1] starts, uint8_t[::1] present,
+                           int64_t[::1] counts, int64_t[::1] nulls) noexcept nogil:
     # parse_csv's loop (below), apart so that it can return from inside its loops without the GIL.
     # Cell by cell: an answer written as one digit followed by the delimiter (nearly every cell)
     # costs two byte tests; any other cell is scanned to its delimiter (a text cell copied on the
-    # way, which costs less than a call to memcpy for cells of a few bytes).
+    # way, which costs less than a call to memcpy for cells of a few bytes). No validity bits here:
+    # most columns have no missing cell and need none, the others get theirs in one numpy pass.
     cdef Py_ssize_t n = data.shape[0], ncols = kind.shape[0], p = 0, a, j, r = 0, k, nc = value.shape[0]
     cdef Py_ssize_t rows_cap = starts.shape[0] - 1
-    cdef Py_ssize_t vstride = value.shape[1], bstride = code_bits.shape[1]
-    cdef Py_ssize_t ostride = offsets.shape[1], tstride = text.shape[1], tbstride = text_bits.shape[1]
+    cdef Py_ssize_t vstride = value.shape[1]
+    cdef Py_ssize_t ostride = offsets.shape[1], tstride = text.shape[1]
     cdef const uint8_t* d
     cdef int8_t* vals = &value[0, 0] if value.shape[0] else NULL
-    cdef uint8_t* cbits = &code_bits[0, 0] if code_bits.shape[0] else NULL
     cdef int32_t* offs = &offsets[0, 0] if offsets.shape[0] else NULL
     cdef uint8_t* txt = &text[0, 0] if text.shape[0] else NULL
-    cdef uint8_t* tbits = &text_bits[0, 0] if text_bits.shape[0] else NULL
     cdef uint8_t* dst
-    cdef uint8_t c, st, any_cell, bit
+    cdef uint8_t c, st, any_cell
     cdef int8_t v
     cdef int32_t used
     if n == 0:
         starts[0] = 0
         return 0
     d = &data[0]
-    for k in range(code_bits.shape[0] * bstride):
-        cbits[k] = 0
     for k in range(nc):
         counts[k] = 0
     for k in range(nulls.shape[0]):
         nulls[k] = 0
-    for k in range(text_bits.shape[0] * tbstride):
-        tbits[k] = 0
     for k in range(offsets.shape[0]):
         offs[k * ostride] = 0
     while p < n:
@@ -193,14 +187,12 @@ cdef Py_ssize_t _parse_csv(const uint8_t[::1] data, const int8_t[::1] kind, cons
             return -1
         starts[r] = p
         any_cell = 0
-        bit = 1 << (r & 7)
         for j in range(ncols):
             # the cell of column j starts at p; the previous delimiter was a comma (or line start)
             a = p
             k = index[j]
             if kind[j] == 1 and p + 1 < n and 48 <= d[p] <= 57 and (d[p + 1] == 44 or d[p + 1] == 10):
                 vals[k * vstride + r] = <int8_t>(d[p] - 48)
-                cbits[k * bstride + (r >> 3)] |= bit
                 any_cell = 1
                 p += 1
             elif kind[j] == 2:
@@ -216,7 +208,6 @@ cdef Py_ssize_t _parse_csv(const uint8_t[::1] data, const int8_t[::1] kind, cons
                     return -1
                 if p > a:
                     any_cell = 1
-                    tbits[k * tbstride + (r >> 3)] |= bit
                     used += <int32_t>(p - a)
                 else:
                     nulls[nc + k] += 1
@@ -229,17 +220,15 @@ cdef Py_ssize_t _parse_csv(const uint8_t[::1] data, const int8_t[::1] kind, cons
                 if kind[j] == 1:
                     if p == a:
                         st = C_MISSING
-                        v = sentinel
                     else:
                         st = code_cell(data, a, p, sentinel, &v)
                         any_cell = 1
-                    vals[k * vstride + r] = v
                     if st == C_OTHER:
                         counts[k] += 1
                     if st == C_MISSING:
                         nulls[k] += 1
-                    else:
-                        cbits[k * bstride + (r >> 3)] |= bit
+                        v = missing
+                    vals[k * vstride + r] = v
             # p is at this cell's delimiter (or the end of the data)
             if j + 1 < ncols:
                 if p >= n or d[p] != 44:        # the line ends early
@@ -274,24 +263,22 @@ def count_byte(const uint8_t[::1] data, uint8_t c):
 
 
 def parse_csv(const uint8_t[::1] data, const int8_t[::1] kind, const int32_t[::1] index, int8_t sentinel,
-              int8_t[:, ::1] value, uint8_t[:, ::1] code_bits, int32_t[:, ::1] offsets, uint8_t[:, ::1] text,
-              uint8_t[:, ::1] text_bits, int64_t[::1] starts, uint8_t[::1] present, int64_t[::1] counts,
-              int64_t[::1] nulls):
+              int8_t missing, int8_t[:, ::1] value, int32_t[:, ::1] offsets, uint8_t[:, ::1] text,
+              int64_t[::1] starts, uint8_t[::1] present, int64_t[::1] counts, int64_t[::1] nulls):
     """Whole CSV lines (UTF-8, no quotes) straight into columns, for the plain files that make up
     almost every screening export. Input column j is skipped (``kind`` 0), read as an answer code
-    into row ``index[j]`` of value/code_bits exactly as :func:`parse_codes` reads its text (kind 1:
-    C_INT sets the validity bit and the code, C_OTHER the bit and ``sentinel``, C_MISSING neither),
-    or kept as text in row ``index[j]`` of offsets/text/text_bits (kind 2): the bytes between the
-    commas, null when empty, as pyarrow's reader with ``null_values=[""]`` gives them. ``starts``
-    gets each line's first byte (and the end of the data after the last line), ``present`` whether
-    any column read has a non-empty cell, ``counts[k]`` the C_OTHER cells of code column k,
-    ``nulls`` the missing cells of each code column, then the null cells of each text column.
-    Returns the number of rows, or -1 when the data hold a quote or a carriage return, or a line
-    with another number of cells than ``kind`` has: such data go to pyarrow."""
+    into row ``index[j]`` of ``value`` exactly as :func:`parse_codes` reads its text (kind 1: the
+    code for C_INT, ``sentinel`` for C_OTHER, ``missing`` for C_MISSING), or kept as text in row
+    ``index[j]`` of offsets/text (kind 2): the bytes between the commas, an empty cell being null,
+    as pyarrow's reader with ``null_values=[""]`` gives them. ``starts`` gets each line's first
+    byte (and the end of the data after the last line), ``present`` whether any column read has a
+    non-empty cell, ``counts[k]`` the C_OTHER cells of code column k, ``nulls`` the missing cells
+    of each code column, then the empty cells of each text column. Returns the number of rows, or
+    -1 when the data hold a quote or a carriage return, or a line with another number of cells
+    than ``kind`` has: such data go to pyarrow."""
     cdef Py_ssize_t r
     with nogil:
-        r = _parse_csv(data, kind, index, sentinel, value, code_bits, offsets, text, text_bits,
-                       starts, present, counts, nulls)
+        r = _parse_csv(data, kind, index, sentinel, missing, value, offsets, text, starts, present, counts, nulls)
     return r
 
 

@@ -19,6 +19,7 @@ from .. import idnumber
 from .codes import C_MISSING, SENTINEL, classify
 
 SKIP, CODE, TEXT = 0, 1, 2       # kernels/screen.pyx parse_csv: what to do with each input column
+MISSING = SENTINEL + 1           # parse_csv's code of a missing cell, under the validity bit (never a code)
 
 
 def available() -> bool:
@@ -102,45 +103,44 @@ def parse(data, plan: Plan):
     def scratch(name, shape, dtype):
         return plan.scratch.setdefault(name, Scratch()).array(shape, dtype)
     value = scratch("value", (nc, cap), np.int8)
-    code_bits = scratch("code_bits", (nc, (cap + 7) // 8), np.uint8)
     offsets = scratch("offsets", (nt, cap + 1), np.int32)
     text = scratch("text", (nt, n), np.uint8)     # untouched pages cost no memory
-    text_bits = scratch("text_bits", (nt, (cap + 7) // 8), np.uint8)
     starts = scratch("starts", (cap + 1,), np.int64)
     present = np.empty(cap, np.uint8)
     counts = np.empty(nc, np.int64)
     nulls = np.empty(nc + nt, np.int64)
-    rows = idnumber._screen.parse_csv(buf, plan.kind, plan.index, SENTINEL, value, code_bits, offsets, text,
-                                      text_bits, starts, present, counts, nulls)
+    rows = idnumber._screen.parse_csv(buf, plan.kind, plan.index, SENTINEL, MISSING, value, offsets, text,
+                                      starts, present, counts, nulls)
     if rows < 0:
         return None
     raw = RawRows(buf, starts[:rows + 1], plan)
     columns = {}
     for k, cid in enumerate(plan.codes):
-        columns[cid] = _codes(value[k, :rows], code_bits[k], rows, int(counts[k]), int(nulls[k]), raw,
-                              plan.position[cid])
+        columns[cid] = _codes(value[k, :rows], rows, int(counts[k]), int(nulls[k]), raw, plan.position[cid])
     for k, cid in enumerate(plan.texts):
-        columns[cid] = _text(offsets[k, :rows + 1], text[k], text_bits[k], rows, int(nulls[nc + k]))
+        columns[cid] = _text(offsets[k, :rows + 1], text[k], rows, int(nulls[nc + k]))
     table = pa.table({cid: columns[cid] for cid in plan.names})
     return table, present[:rows].view(bool), raw
 
 
-def _codes(value, bits, rows, other, missing, raw: RawRows, j: int) -> pa.Array:
+def _codes(value, rows, other, missing, raw: RawRows, j: int) -> pa.Array:
     if other:   # cells with bytes the loop leaves to Python (a non-ASCII space …), or not codes
-        valid = np.unpackbits(bits, count=rows, bitorder="little").view(bool)
-        for i in np.flatnonzero(valid & (value == SENTINEL)):
-            state, value[i] = classify(raw.cells(int(i))[j])
-            if state == C_MISSING:
-                bits[i >> 3] &= np.uint8(0xFF ^ (1 << (i & 7)))
-                missing += 1
-    return pa.Array.from_buffers(pa.int8(), rows, [pa.py_buffer(bits) if missing else None,
-                                                   pa.py_buffer(value)], missing)
+        for i in np.flatnonzero(value == SENTINEL):
+            state, code = classify(raw.cells(int(i))[j])
+            value[i] = MISSING if state == C_MISSING else code
+            missing += state == C_MISSING
+    valid = None
+    if missing:
+        absent = value == MISSING
+        valid = pa.py_buffer(np.packbits(~absent, bitorder="little"))
+        value[absent] = SENTINEL      # under a null, as codes.to_codes leaves it
+    return pa.Array.from_buffers(pa.int8(), rows, [valid, pa.py_buffer(value)], missing)
 
 
-def _text(offsets, data, bits, rows, nulls) -> pa.Array:
+def _text(offsets, data, rows, nulls) -> pa.Array:
     used = int(offsets[rows])
-    return pa.Array.from_buffers(pa.string(), rows, [pa.py_buffer(bits) if nulls else None, pa.py_buffer(offsets),
-                                                     pa.py_buffer(data[:used])], nulls)
+    valid = pa.py_buffer(np.packbits(offsets[1:] != offsets[:-1], bitorder="little")) if nulls else None
+    return pa.Array.from_buffers(pa.string(), rows, [valid, pa.py_buffer(offsets), pa.py_buffer(data[:used])], nulls)
 
 
 def _utf8(data) -> bool:
