@@ -17,13 +17,13 @@ def _serve(instance, host: str, port: int, workers: int, threads: int) -> None:
     os.environ[INSTANCE_ENV] = str(instance)
     from gunicorn.app.base import BaseApplication
 
-    from .worker import InlineWorker
+    from .worker import ACCESS_LOG_FORMAT, AccessLogger, InlineWorker
 
     class Server(BaseApplication):
         def load_config(self):
             for k, v in {"bind": f"{host}:{port}", "workers": workers, "threads": threads,
                          "worker_class": "gthread" if threads > 1 else InlineWorker, "accesslog": "-",
-                         "access_log_format": '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms',   # path only, no query
+                         "access_log_format": ACCESS_LOG_FORMAT, "logger_class": AccessLogger,
                          "timeout": 60, "graceful_timeout": 10, "backlog": 512}.items():
                 self.cfg.set(k, v)
 

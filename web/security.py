@@ -95,15 +95,18 @@ def before_request():
     return None
 
 
+# Sent with every response unless a view set its own.
+HEADERS = (("Content-Security-Policy", CSP), ("X-Content-Type-Options", "nosniff"), ("X-Frame-Options", "DENY"),
+           ("Referrer-Policy", "no-referrer"), ("Cross-Origin-Opener-Policy", "same-origin"),
+           ("Cross-Origin-Resource-Policy", "same-origin"),
+           ("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()"))
+_HEADER_KEYS = tuple((name.lower(), name, value) for name, value in HEADERS)
+
+
 def after_request(resp):
     h = resp.headers
-    h.setdefault("Content-Security-Policy", CSP)
-    h.setdefault("X-Content-Type-Options", "nosniff")
-    h.setdefault("X-Frame-Options", "DENY")
-    h.setdefault("Referrer-Policy", "no-referrer")
-    h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-    h.setdefault("Cross-Origin-Resource-Policy", "same-origin")
-    h.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
+    have = {k.lower() for k, _ in h.items()}    # one pass, where a setdefault each scanned the headers again
+    h.extend([(name, value) for key, name, value in _HEADER_KEYS if key not in have])
     if request.endpoint != "static":
         h["Cache-Control"] = "no-store"          # pages hold personal data: never cache them
     if current_app.config["SESSION_COOKIE_SECURE"]:

@@ -1,4 +1,5 @@
-"""The gunicorn worker for ``--threads 1``: gthread's kept-alive connections, answered on its loop's thread.
+"""gunicorn for the web app: the worker for ``--threads 1`` (gthread's kept-alive connections, answered
+on its loop's thread), and an access log that computes only the fields it prints.
 
 gunicorn's ``gthread`` worker hands every request from its loop to a thread pool and back. With
 the store's writes serialised anyway, the extra threads bought no throughput on the 2-core demo
@@ -14,11 +15,14 @@ buffers requests (nginx) in front, or serve with ``--threads`` above 1 (gthread)
 """
 from __future__ import annotations
 
+import datetime as dt
 from concurrent import futures
 
+from gunicorn.glogging import Logger
 from gunicorn.workers.gthread import ThreadWorker
 
 READ_TIMEOUT_S = 5.0
+ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'    # path only: no query string, no headers
 
 
 class InlineWorker(ThreadWorker):
@@ -30,3 +34,19 @@ class InlineWorker(ThreadWorker):
         done = futures.Future()          # gthread's bookkeeping (keep-alive, close) runs on its result
         done.set_result(self.handle(conn))
         self._wrap_future(done, conn)
+
+
+class AccessLogger(Logger):
+    """gunicorn's logger; for our access line it computes just that line's fields.
+
+    gunicorn's ``atoms`` formats the time and copies every request header, response header and
+    environ entry for any format (about 40 µs a request); ours names six fields.
+    """
+
+    def atoms(self, resp, req, environ, request_time):
+        if self.cfg.access_log_format != ACCESS_LOG_FORMAT:
+            return super().atoms(resp, req, environ, request_time)
+        status = resp.status
+        return {"h": environ.get("REMOTE_ADDR", "-"), "m": environ.get("REQUEST_METHOD"),
+                "U": environ.get("PATH_INFO"), "s": status.split(None, 1)[0] if isinstance(status, str) else status,
+                "B": getattr(resp, "sent", None), "M": request_time // dt.timedelta(milliseconds=1)}
