@@ -205,7 +205,7 @@ cdef class KernelPlan:
         c.cat_case_value = <const int8_t*>_ptr(plan.cat_case_value)
         c.cat_otherwise = <const int8_t*>_ptr(plan.cat_otherwise)
         c.n_skips = len(plan.skip_item)
-        c.skip_prog0 = plan.n_rules + plan.n_constraints + int(plan.cat_case_start[-1])
+        c.skip_prog0 = plan.n_rules + plan.n_constraints + int(plan.cat_case_start[len(plan.cat_case_start) - 1])
         c.skip_item = <const int64_t*>_ptr(plan.skip_item)
         c.skip_kind = <const uint8_t*>_ptr(plan.skip_kind)
         c.n_item_skips = int(plan.skip_kind.sum())
