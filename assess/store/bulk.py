@@ -4,7 +4,7 @@
 records. Canonical JSON is joined column-wise with Arrow; the per-row work left in Python is one
 C-level call per primitive (keyed hash, AES-GCM, two SHA-256, CRC-32) mapped over a list, and
 hex, base64 and the check lists are done with numpy over fixed-width bytes. A :class:`Built` batch
-holds numpy and Arrow arrays only, so it pickles cheaply from a worker process.
+holds numpy and Arrow arrays and lists of bytes, so it pickles cheaply from a worker process.
 
 The writers put the batch's context (the fields an import holds constant, schema.contexts) in
 once, then its record rows: SQLite by one executemany of 12 bound values a row, text bound as
@@ -127,7 +127,7 @@ def _data(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 # ---------------------------------------------------------------- building
 @dataclass
 class Built:
-    """The varying columns of one batch's records (numpy and Arrow only: cheap to pickle)."""
+    """The varying columns of one batch's records (numpy and Arrow arrays, and lists of bytes)."""
 
     n: int
     record_id: np.ndarray          # (n, 32) ASCII
@@ -144,6 +144,7 @@ class Built:
     sig_index: np.ndarray
     groups: list                   # (sig_id, concatenated 32-byte record digests) per signed group
     skipped: dict
+    values: dict                   # name → the field's per-row bytes made for the checks, reused by the writer
 
 
 class Builder:
@@ -270,8 +271,10 @@ class Builder:
         crc = zlib.crc32
         checks = np.empty((n, len(signing.FIELDS)), np.uint32)
         checks[:, :len(signing.CONTEXT_FIELDS)] = self.context_checks
-        row_json = [_split(ridj), _split(pkj), _values(encj), _values(regionj), _values(answers), _values(result),
-                    _values(total.cast(pa.binary())), _values(level.cast(pa.binary())), _values(source)]
+        texts = {k: _values(v) for k, v in (("answers", answers), ("result", result), ("source", source),
+                                             ("total", total.cast(pa.binary())), ("level", level.cast(pa.binary())))}
+        row_json = [_split(ridj), _split(pkj), _values(encj), _values(regionj), texts["answers"], texts["result"],
+                    texts["total"], texts["level"], texts["source"]]
         for j, values in enumerate(row_json, len(signing.CONTEXT_FIELDS)):
             checks[:, j] = np.fromiter(map(crc, values), np.uint32, n)
         field_digests = checks.astype(">u4").view(np.uint8).reshape(n, 4 * len(signing.FIELDS))
@@ -280,7 +283,7 @@ class Builder:
         groups = [(int(g), digests[32 * i * SIGN_GROUP:32 * (i + 1) * SIGN_GROUP]) for i, g in enumerate(group_ids)]
         idx = np.arange(n, dtype=np.int64)
         return Built(n, rid, pk, enc, region, answers, result, total, level, source, field_digests,
-                     group_ids[idx // SIGN_GROUP], idx % SIGN_GROUP, groups, skipped)
+                     group_ids[idx // SIGN_GROUP], idx % SIGN_GROUP, groups, skipped, texts)
 
 
 # ---------------------------------------------------------------- writing
@@ -288,9 +291,10 @@ def _row_values(b: Built) -> list:
     """The record_rows columns of a batch but context_id and supersedes, as lists of bytes (SQLite
     casts them to text) and numbers: schema.ROW_COLUMNS order."""
     enc = _split(b.id_number_enc) if b.id_number_enc is not None else [None] * b.n
-    return [_split(b.record_id), _split(b.person_key), enc, _values(b.region.cast(pa.binary())), _values(b.answers),
-            _values(b.result), _values(b.total.cast(pa.binary())), _values(b.level.cast(pa.binary())),
-            _values(b.source), _split(b.field_digests), b.sig_id.tolist(), b.sig_index.tolist()]
+    v = b.values
+    return [_split(b.record_id), _split(b.person_key), enc, _values(b.region.cast(pa.binary())), v["answers"],
+            v["result"], v["total"], v["level"], v["source"], _split(b.field_digests), b.sig_id.tolist(),
+            b.sig_index.tolist()]
 
 
 def _sqlite_sql(context_id: int) -> str:
