@@ -13,7 +13,7 @@ The hash set of identity numbers (:class:`IdSet`) keeps 12 bytes per slot, at mo
 """
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free
-from libc.string cimport memchr
+from libc.string cimport memchr, memcpy
 
 cdef enum:
     # idnumber reasons (assess/idnumber.py mirrors these numbers)
@@ -627,3 +627,37 @@ cdef class IdSet:
                     if f == 0:
                         self.count += 1
             i += step
+
+
+def copy_runs(const uint8_t[::1] src, uint8_t[::1] dst, Py_ssize_t width, const int64_t[::1] starts,
+              const int64_t[::1] ends):
+    """Rows [starts[i], ends[i]) of a column of fixed ``width`` bytes a row, one run after another,
+    into ``dst``: the rows a batch keeps, when it keeps nearly all of them (one copy a run instead
+    of a test a row). Returns the bytes written."""
+    cdef Py_ssize_t i, pos = 0, m
+    with nogil:
+        for i in range(starts.shape[0]):
+            m = (ends[i] - starts[i]) * width
+            memcpy(&dst[pos], &src[starts[i] * width], m)
+            pos += m
+    return pos
+
+
+def copy_text_runs(const uint8_t[::1] data, const int32_t[::1] offsets, uint8_t[::1] out, int32_t[::1] out_offsets,
+                   const int64_t[::1] starts, const int64_t[::1] ends):
+    """:func:`copy_runs` for a text column: the bytes of rows [starts[i], ends[i]) into ``out`` and
+    their bounds into ``out_offsets`` (one more than the rows kept). Returns the bytes written."""
+    cdef Py_ssize_t i, r, j = 0
+    cdef int32_t pos = 0, a, b
+    with nogil:
+        out_offsets[0] = 0
+        for i in range(starts.shape[0]):
+            a = offsets[starts[i]]
+            b = offsets[ends[i]]
+            if b > a:
+                memcpy(&out[pos], &data[a], b - a)
+            for r in range(starts[i], ends[i]):
+                out_offsets[j + 1] = out_offsets[j] + offsets[r + 1] - offsets[r]
+                j += 1
+            pos += b - a
+    return pos

@@ -171,7 +171,64 @@ def _batch(chunk, checked, cols, dups, scored, answers, ids, accepted) -> None:
     for name, col in zip(scored.column_names, scored.columns):
         parts[name] = col
     result = pa.table(parts)
-    checked.result = result if accepted.all() else result.filter(pa.array(accepted))
+    checked.result = result if accepted.all() else keep_rows(result, accepted)
+
+
+def keep_rows(table: pa.Table, keep: np.ndarray) -> pa.Table:
+    """``table.filter(keep)``. A batch keeps nearly all its rows, so numbers and text are copied
+    run by run of kept rows by the compiled loop (validity bits and text offsets by numpy); other
+    columns (booleans, several chunks) go through Arrow's filter."""
+    if idnumber._screen is None:
+        return table.filter(pa.array(keep))
+    edges = np.diff(keep.astype(np.int8), prepend=np.int8(0), append=np.int8(0))
+    runs = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    mask = None
+    columns = []
+    for col in table.columns:
+        arr = col.chunk(0) if col.num_chunks == 1 else None
+        if arr is not None and pa.types.is_dictionary(arr.type) and _runs_apply(arr.indices):
+            columns.append(pa.DictionaryArray.from_arrays(_copy_runs(arr.indices, keep, runs), arr.dictionary))
+        elif arr is not None and _runs_apply(arr):
+            columns.append(_copy_runs(arr, keep, runs))
+        else:
+            mask = mask if mask is not None else pa.array(keep)
+            columns.append(col.filter(mask))
+    return pa.Table.from_arrays(columns, schema=table.schema)
+
+
+def _runs_apply(arr: pa.Array) -> bool:
+    t = arr.type
+    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_string(t)
+
+
+def _copy_runs(arr: pa.Array, keep: np.ndarray, runs) -> pa.Array:
+    starts, ends = runs
+    m = int(ends.sum() - starts.sum())
+    n, o = len(arr), arr.offset
+    valid, nulls = None, 0
+    if arr.null_count:
+        bits = np.unpackbits(np.frombuffer(arr.buffers()[0], np.uint8), count=o + n, bitorder="little")[o:][keep]
+        nulls = m - int(np.count_nonzero(bits))
+        valid = pa.py_buffer(np.packbits(bits, bitorder="little")) if nulls else None
+    if pa.types.is_string(arr.type):
+        offsets = np.frombuffer(arr.buffers()[1], np.int32)[o:o + n + 1]
+        data = np.frombuffer(arr.buffers()[2], np.uint8) if arr.buffers()[2] is not None else np.zeros(0, np.uint8)
+        out, out_view = _buffer(int((offsets[ends].astype(np.int64) - offsets[starts]).sum()))
+        kept, kept_view = _buffer((m + 1) * 4)
+        idnumber._screen.copy_text_runs(data, offsets, out_view, kept_view.view(np.int32), starts, ends)
+        return pa.Array.from_buffers(arr.type, m, [valid, kept, out], nulls)
+    width = arr.type.bit_width // 8
+    src = np.frombuffer(arr.buffers()[1], np.uint8)[o * width:(o + n) * width]
+    out, out_view = _buffer(m * width)
+    idnumber._screen.copy_runs(src, out_view, width, starts, ends)
+    return pa.Array.from_buffers(arr.type, m, [valid, out], nulls)
+
+
+def _buffer(nbytes: int):
+    """A buffer from Arrow's memory pool, which keeps freed memory for the next batch (a fresh
+    numpy array costs a zeroed page for every page first written), and a numpy view to fill it."""
+    buf = pa.allocate_buffer(nbytes)
+    return buf, np.frombuffer(buf, np.uint8)
 
 
 def _dup_code():
