@@ -376,7 +376,7 @@ def write(conn, builder: Builder, b: Built, sig_rows: list[dict]) -> int:
     if not b.n:
         return 0
     ctx = builder.context_row()
-    db.insert(conn, schema.contexts, [ctx], conflict="context_id")
-    if conn.dialect.name == "sqlite":
-        return _write_sqlite(conn, ctx["context_id"], b)
-    return _write_pg(conn, ctx["context_id"], b)
+    added = (_write_sqlite if conn.dialect.name == "sqlite" else _write_pg)(conn, ctx["context_id"], b)
+    if added:           # same transaction: the rows are never seen without their context
+        db.insert(conn, schema.contexts, [ctx], conflict="context_id")
+    return added

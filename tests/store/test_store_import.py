@@ -33,11 +33,12 @@ def test_import_stores_ok_rows_only_and_is_idempotent(store, tmp_path):
     rejected = {k: v for k, v in rep.skipped.items() if k != "incomplete"}
     assert rejected == {"id_number: 校验码不符": 1, "region not 6 digits": 1}
     assert rep.stored == ok - 2 == count(store)
+    assert count(store, "contexts") == 1          # the fields the import holds constant, stored once
     again = store.import_parquet(path, batch_size=64, **KW)
     assert (again.stored, again.batches_resumed) == (0, again.batches)
     other_batches = store.import_parquet(path, batch_size=100, **KW)      # same rows, new batch boundaries
     assert other_batches.stored == 0 and other_batches.already == ok - 2
-    assert count(store) == ok - 2
+    assert count(store) == ok - 2 and count(store, "contexts") == 1
     assert all(v.ok for v in store.verify())
 
 
