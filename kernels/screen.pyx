@@ -184,7 +184,7 @@ cdef Py_ssize_t _parse_csv(const uint8_t[::1] data, const int8_t[::1] kind, cons
         offs[k * ostride] = 0
     while p < n:
         if r >= rows_cap:
-            return -1
+            return -2
         starts[r] = p
         any_cell = 0
         for j in range(ncols):
@@ -273,9 +273,10 @@ def parse_csv(const uint8_t[::1] data, const int8_t[::1] kind, const int32_t[::1
     as pyarrow's reader with ``null_values=[""]`` gives them. ``starts`` gets each line's first
     byte (and the end of the data after the last line), ``present`` whether any column read has a
     non-empty cell, ``counts[k]`` the C_OTHER cells of code column k, ``nulls`` the missing cells
-    of each code column, then the empty cells of each text column. Returns the number of rows, or
+    of each code column, then the empty cells of each text column. Returns the number of rows;
     -1 when the data hold a quote or a carriage return, or a line with another number of cells
-    than ``kind`` has: such data go to pyarrow."""
+    than ``kind`` has: such data go to pyarrow; -2 when the data hold more lines than ``starts``
+    has room for."""
     cdef Py_ssize_t r
     with nogil:
         r = _parse_csv(data, kind, index, sentinel, missing, value, offsets, text, starts, present, counts, nulls)

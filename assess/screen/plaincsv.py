@@ -36,6 +36,7 @@ class Plan:
         self.index = np.zeros(self.ncols, np.int32)
         self.codes, self.texts, self.names, self.position = [], [], [], {}
         self.scratch: dict = {}       # array name -> Scratch, for parse()
+        self.lines_per_byte = 0.0     # of the last chunk parsed
         for j, name in enumerate(header):
             cid = by_source.get(name)
             if cid is None:
@@ -97,22 +98,29 @@ def parse(data, plan: Plan):
     n = buf.size
     if n == 0 or not _utf8(data):
         return None
-    cap = idnumber._screen.count_byte(buf, 10) + 1
     nc, nt = len(plan.codes), len(plan.texts)
 
     def scratch(name, shape, dtype):
         return plan.scratch.setdefault(name, Scratch()).array(shape, dtype)
-    value = scratch("value", (nc, cap), np.int8)
-    offsets = scratch("offsets", (nt, cap + 1), np.int32)
-    text = scratch("text", (nt, n), np.uint8)     # untouched pages cost no memory
-    starts = scratch("starts", (cap + 1,), np.int64)
-    present = np.empty(cap, np.uint8)
-    counts = np.empty(nc, np.int64)
-    nulls = np.empty(nc + nt, np.int64)
-    rows = idnumber._screen.parse_csv(buf, plan.kind, plan.index, SENTINEL, MISSING, value, offsets, text,
-                                      starts, present, counts, nulls)
+    # Room for a quarter more lines than the last chunk had for its size, or for every line feed
+    # (counted only when the guess falls short).
+    cap = int(n * plan.lines_per_byte * 1.25) + 64 if plan.lines_per_byte else idnumber._screen.count_byte(buf, 10) + 1
+    while True:
+        value = scratch("value", (nc, cap), np.int8)
+        offsets = scratch("offsets", (nt, cap + 1), np.int32)
+        text = scratch("text", (nt, n), np.uint8)     # untouched pages cost no memory
+        starts = scratch("starts", (cap + 1,), np.int64)
+        present = np.empty(cap, np.uint8)
+        counts = np.empty(nc, np.int64)
+        nulls = np.empty(nc + nt, np.int64)
+        rows = idnumber._screen.parse_csv(buf, plan.kind, plan.index, SENTINEL, MISSING, value, offsets, text,
+                                          starts, present, counts, nulls)
+        if rows != -2:
+            break
+        cap = idnumber._screen.count_byte(buf, 10) + 1
     if rows < 0:
         return None
+    plan.lines_per_byte = rows / n
     raw = RawRows(buf, starts[:rows + 1], plan)
     columns = {}
     for k, cid in enumerate(plan.codes):

@@ -71,9 +71,11 @@ def screen(input_path, instrument, out, *, rejects=None, report=None, mapping: d
     try:
         # Two stages ahead of this loop, each on its own thread: reading (the compiled CSV pass or
         # pyarrow) and checking and scoring. Both mostly run without the GIL, so on two cores
-        # neither waits for the other, and at most two chunks wait between the stages and here.
-        chunks = prefetch(source.batches(), name="assess-screen-reader")
-        for chunk, checked in prefetch(_checked(chunks, ins, cols, coded, opts, dups), name="assess-screen-checker"):
+        # neither waits for the other, and at most two chunks wait after each stage: room to
+        # absorb a slow chunk without stalling the next stage, in bounded memory.
+        chunks = prefetch(source.batches(), depth=2, name="assess-screen-reader")
+        for chunk, checked in prefetch(_checked(chunks, ins, cols, coded, opts, dups), depth=2,
+                                       name="assess-screen-checker"):
             records = checked.records
             stats.rows_read += len(chunk.problems) + checked.rows
             stats.rejected += len(chunk.problems) + checked.rejected

@@ -41,20 +41,20 @@ class Stats:
 
     def add_scored(self, out: pa.Table, keep: np.ndarray | None = None) -> None:
         """Count the rows of ``out`` (only those where ``keep`` is true, if given)."""
-        keep = np.ones(out.num_rows, bool) if keep is None else keep
-        n = int(keep.sum())
+        n = out.num_rows if keep is None else int(keep.sum())
         if n == 0:
             return
         self.scored += n
-        level = _ints(out.column("level"))[keep]
+        kept = slice(None) if keep is None else keep     # OUT's batches come filtered already
+        level = _ints(out.column("level"))[kept]
         self.levels += np.bincount(level, minlength=self.levels.size)[: self.levels.size]
         for sid, counts in self.scores.items():
-            v = _ints(out.column(sid))[keep]
+            v = _ints(out.column(sid))[kept]
             self.scores[sid] = counts + np.bincount(np.clip(v, 0, counts.size - 1), minlength=counts.size)
         if REGION in out.column_names:
             reg = pc.fill_null(out.column(REGION).combine_chunks().cast(pa.string()), NO_REGION).dictionary_encode()
             k = self.levels.size
-            idx = np.asarray(reg.indices)[keep]
+            idx = np.asarray(reg.indices)[kept]
             cells = np.bincount(idx * k + level, minlength=len(reg.dictionary) * k)
             for j, code in enumerate(reg.dictionary.to_pylist()):
                 row = cells[j * k:(j + 1) * k]

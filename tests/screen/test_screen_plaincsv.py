@@ -129,3 +129,16 @@ def test_plain_chunks_take_the_compiled_path(tmp_path, ins):
     chunks = list(reader.open_source(quoted, ins).batches())
     assert all(c.raw is None for c in chunks) and sum(c.table.num_rows for c in chunks) == 30
     assert pa.types.is_string(chunks[0].table.column("B.1.1").type)
+
+
+def test_more_lines_than_the_last_chunk_suggests(tmp_path, ins):
+    # Room for rows is guessed from the chunk before; a chunk of far shorter lines (here: a guess of
+    # one line per 10 kB) is parsed again with every line feed counted, and loses no row.
+    src = _write(tmp_path / "in.csv", _rows(ins, 300, random.Random(9)))
+    source = reader.open_source(src, ins)
+    data = src.read_bytes()[source.header_bytes:]
+    plan = plaincsv.Plan(source.header, source.columns.by_source, codes.int_coded(ins))
+    want = plaincsv.parse(data, plan)[0]
+    plan.lines_per_byte = 1e-4
+    got = plaincsv.parse(data, plan)[0]
+    assert got.num_rows == 300 and got.equals(want)
