@@ -38,6 +38,7 @@ import http.client
 import json
 import os
 import random
+import re
 import selectors
 import socket
 import statistics
@@ -64,6 +65,8 @@ P99_TARGET_MS = float(os.environ.get("ASSESS_WEB_LOAD_P99_MS", "100"))
 MAX_REQUESTS_PER_USER = 100_000
 STALL_S = 30.0                       # give up on a server silent this long after the deadline
 THINK_MEAN_S = 1.0                   # think_1s mode: mean pause before each submission
+_CONTENT_LENGTH = re.compile(r"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
+_CLOSE = re.compile(r"\r\nconnection:[ \t]*close\b", re.IGNORECASE)
 ANSWERS = json.loads((REPO / "examples" / "gbt42195-answers.json").read_text(encoding="utf-8"))
 ASSESSED_ON = (dt.date.today() - dt.timedelta(days=1)).isoformat()
 
@@ -166,16 +169,16 @@ class Assessor:
         head_end = self.buf.find(b"\r\n\r\n")
         if head_end < 0:
             return False
-        status_line, *lines = self.buf[:head_end].decode("latin-1").split("\r\n")
-        headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines)}
-        if "content-length" not in headers:
-            return self._failed(sel, ("http", status_line, "no Content-Length"))
-        end = head_end + 4 + int(headers["content-length"])
+        head = self.buf[:head_end].decode("latin-1")
+        length = _CONTENT_LENGTH.search(head)
+        if length is None:
+            return self._failed(sel, ("http", head.partition("\r\n")[0], "no Content-Length"))
+        end = head_end + 4 + int(length[1])
         if len(self.buf) < end:
             return False
         self.latencies.append(time.perf_counter() - self.t0)
-        status, out = int(status_line.split()[1]), json.loads(self.buf[head_end + 4:end])
-        if headers.get("connection", "").lower() == "close":
+        status, out = int(head.split(None, 2)[1]), json.loads(self.buf[head_end + 4:end])
+        if _CLOSE.search(head):
             self.close(sel)
         if self.first is None:
             if status != 201:
