@@ -8,11 +8,10 @@ or a full-width digit) are marked ``SLOW`` and decided by the pure-Python code t
 so the result is the same with or without this module (``assess.idnumber.check``,
 ``assess.screen.checks``; tests/screen/test_screen_fast.py compares both).
 
-The hash set of identity numbers (:class:`IdSet`) keeps 12 bytes per slot, at most 75 % full, on
-2 MB pages where the system grants them.
+The hash set of identity numbers (:class:`IdSet`) keeps 12 bytes per slot, at most 75 % full, in
+mapped memory that costs nothing until written, on 2 MB pages where the system grants them.
 """
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
-from libc.stdlib cimport free
 from libc.string cimport memchr, memcpy
 
 cdef enum:
@@ -521,7 +520,7 @@ cdef inline uint64_t mix(uint64_t x) noexcept nogil:
 
 
 cdef packed struct Slot:
-    int64_t key          # -1: empty
+    int64_t key          # the key + 1; 0: empty
     uint32_t line
 
 
@@ -530,24 +529,25 @@ cdef extern from *:
 
 
 cdef extern from "<sys/mman.h>" nogil:
+    void* mmap(void* addr, size_t length, int prot, int flags, int fd, long offset)
+    int munmap(void* addr, size_t length)
     int madvise(void* addr, size_t length, int advice)
-    int MADV_HUGEPAGE
-
-
-cdef extern from "<stdlib.h>" nogil:
-    int posix_memalign(void** memptr, size_t alignment, size_t size)
+    int PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_ANONYMOUS, MADV_HUGEPAGE
+    void* MAP_FAILED
 
 
 cdef enum:
     PREFETCH = 16        # slots asked for this many rows ahead of the one being probed
-    HUGE_PAGE = 1 << 21
 
 
 cdef class IdSet:
     """Identity keys (non-negative int64) seen so far and the input line of each: open addressing,
     linear probing, 12 bytes a slot (key and line side by side, so a probe misses the cache once),
     doubled when 75 % full. A province file's set is far larger than the caches: each row's slot
-    is fetched ``PREFETCH`` rows ahead, so that the misses overlap instead of queueing."""
+    is fetched ``PREFETCH`` rows ahead, so that the misses overlap instead of queueing. The slots
+    are mapped memory, zero (empty) until first written, so a set sized for 12 M people costs
+    nothing before it fills, on 2 MB pages where the system grants them (a random probe then
+    rarely misses the TLB as well as the cache)."""
 
     cdef Slot* slots
     cdef readonly Py_ssize_t size, count
@@ -561,23 +561,16 @@ cdef class IdSet:
         self.slots = self._alloc(self.size)
 
     cdef Slot* _alloc(self, Py_ssize_t size) except NULL:
-        # 2 MB pages where the system allows them on request: a random probe then rarely misses
-        # the TLB as well as the cache.
-        cdef void* mem = NULL
         cdef size_t nbytes = size * sizeof(Slot)
-        cdef Py_ssize_t i
-        if posix_memalign(&mem, HUGE_PAGE, nbytes) != 0:
+        cdef void* mem = mmap(NULL, nbytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        if mem == MAP_FAILED:
             raise MemoryError()
-        if nbytes >= HUGE_PAGE:
-            madvise(mem, nbytes, MADV_HUGEPAGE)
-        cdef Slot* slots = <Slot*>mem
-        for i in range(size):
-            slots[i].key = -1
-            slots[i].line = 0
-        return slots
+        madvise(mem, nbytes, MADV_HUGEPAGE)
+        return <Slot*>mem
 
     def __dealloc__(self):
-        free(self.slots)
+        if self.slots != NULL:
+            munmap(self.slots, self.size * sizeof(Slot))
 
     cdef void _grow(self) except *:
         cdef Slot* old_slots = self.slots
@@ -585,15 +578,16 @@ cdef class IdSet:
         self.slots = self._alloc(old * 2)
         self.size = old * 2
         for i in range(old):
-            if old_slots[i].key >= 0:
-                self._put(old_slots[i].key, old_slots[i].line)
-        free(old_slots)
+            if old_slots[i].key != 0:
+                self._put(old_slots[i].key - 1, old_slots[i].line)
+        munmap(old_slots, old * sizeof(Slot))
 
     cdef inline uint32_t _put(self, int64_t k, uint32_t line) noexcept nogil:
         """The line stored for k, or 0 after storing k with ``line``."""
         cdef uint64_t mask = self.size - 1
         cdef uint64_t h = mix(<uint64_t>k) & mask
-        while self.slots[h].key >= 0:
+        k += 1
+        while self.slots[h].key != 0:
             if self.slots[h].key == k:
                 return self.slots[h].line
             h = (h + 1) & mask
