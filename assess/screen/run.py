@@ -74,20 +74,26 @@ def screen(input_path, instrument, out, *, rejects=None, report=None, mapping: d
         # neither waits for the other, and at most two chunks wait after each stage: room to
         # absorb a slow chunk without stalling the next stage, in bounded memory.
         chunks = prefetch(source.batches(), depth=2, name="assess-screen-reader")
-        for chunk, checked in prefetch(_checked(chunks, ins, cols, coded, opts, dups), depth=2,
-                                       name="assess-screen-checker"):
-            records = checked.records
-            stats.rows_read += len(chunk.problems) + checked.rows
-            stats.rejected += len(chunk.problems) + checked.rejected
-            if checked.result is not None:
-                # Named here rather than on the checker's thread, which has more to do.
-                score_problems(ins, chunk, checked.unpassed, chunk.lines, cols, records)
-                out_w.write(checked.result)
-                stats.add_scored(checked.result)
-            stats.add_problems(records)
-            rej_w.write(records)
-            if progress is not None:
-                progress(chunk.progress, source.total)
+        stages = prefetch(_checked(chunks, ins, cols, coded, opts, dups), depth=2, name="assess-screen-checker")
+        try:
+            for chunk, checked in stages:
+                records = checked.records
+                stats.rows_read += len(chunk.problems) + checked.rows
+                stats.rejected += len(chunk.problems) + checked.rejected
+                if checked.result is not None:
+                    # Named here rather than on the checker's thread, which has more to do.
+                    score_problems(ins, chunk, checked.unpassed, chunk.lines, cols, records)
+                    out_w.write(checked.result)
+                    stats.add_scored(checked.result)
+                stats.add_problems(records)
+                rej_w.write(records)
+                if progress is not None:
+                    progress(chunk.progress, source.total)
+        finally:
+            # Stop both stages now, whatever ended the loop (an exception's traceback would
+            # otherwise keep them waiting on full queues until it is collected).
+            stages.close()
+            chunks.close()
         out_w.finish_empty(_out_schema(ins, cols, coded, source))
         if stats.rows_read != stats.scored + stats.rejected:   # pragma: no cover - an engine bug
             raise AssertionError(f"rows read {stats.rows_read} != scored {stats.scored} + rejected {stats.rejected}")

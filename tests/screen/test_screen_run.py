@@ -1,5 +1,6 @@
 """assess screen: every reject kind lands in REJECTS with code, line and column; nothing is lost."""
 import csv
+import threading
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -194,6 +195,23 @@ def test_interrupted_run_leaves_no_out(tmp_path, ins, monkeypatch):
         screen(src, "gbt42195-2022", out, as_of=AS_OF, batch_rows=1, threads=False)
     assert len(calls) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
+def test_interrupted_on_the_main_thread_stops_every_stage(tmp_path, ins):
+    # Interrupted between batches (here: from the progress callback) while the reader and checker
+    # threads are ahead: no OUT, no REJECTS, and both stages end instead of waiting on full queues.
+    rows = [good_row(ins, i) for i in range(3000)]
+    src = write_csv(tmp_path / "in.csv", ins, rows)
+
+    def progress(done, total):
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        screen(src, "gbt42195-2022", tmp_path / "out.parquet", as_of=AS_OF, batch_rows=16, progress=progress)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+    stages = [t for t in threading.enumerate() if t.name.startswith("assess-screen-")]
+    for t in stages:
+        t.join(5)
+    assert not any(t.is_alive() for t in stages)
 
 
 def test_empty_file_writes_empty_out(tmp_path, ins):
