@@ -13,6 +13,22 @@ from .columns import read_map
 from .reader import DEFAULT_BATCH_ROWS
 
 
+def keep_freed_memory() -> bool:
+    """Ask glibc to keep freed memory for the next batch (blocks up to 32 MB from its heap, not
+    mapped apart, and no trimming below 512 MB free) instead of handing it back to the system and
+    taking it back page by page, each page zeroed on first write: about a twentieth of a province
+    file's CPU time. For this command's own process only (library callers keep their settings);
+    a no-op where the C library has no ``mallopt``. Returns whether it was applied."""
+    import ctypes
+    import ctypes.util
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(m_mmap_threshold, 32 << 20)) and bool(libc.mallopt(m_trim_threshold, 512 << 20))
+    except (OSError, AttributeError):
+        return False
+
+
 def _date(ctx, param, value):
     if value is None:
         return None
@@ -45,6 +61,7 @@ def screen(input_path, instrument_id, out, rejects, map_path, report, as_of, und
            pairs, as_json):
     """Score a screening file (CSV, Excel, Parquet) in batches; every row ends in OUT or REJECTS."""
     from .run import screen as run
+    keep_freed_memory()
     settings = dict(p.split("=", 1) for p in pairs) if pairs else None
     mapping = read_map(map_path) if map_path else None
     bar = None

@@ -1,8 +1,10 @@
 """Excel and Parquet inputs, demo data end to end, and the CLI with its HTML report."""
 import collections
+import sys
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from click.testing import CliRunner
 
 from assess import demo_data
@@ -117,3 +119,9 @@ def test_demo_data_says_which_instrument_it_can_write(tmp_path):
                                        "--out", str(tmp_path / "x.csv")])
     assert result.exit_code == 2 and "gbt42195-2022 screening files only, not mzt039-2013" in result.output
     assert not (tmp_path / "x.csv").exists()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_screen_command_keeps_freed_memory_on_glibc():
+    from assess.screen.cli import keep_freed_memory
+    assert keep_freed_memory()
