@@ -27,7 +27,8 @@ than timings on a busy machine.
 
 Settings (environment): ``ASSESS_WEB_LOAD_SECONDS`` (default 60), ``ASSESS_WEB_LOAD_USERS`` (50),
 ``ASSESS_WEB_LOAD_WORKERS`` (server processes; default the demo's, one per CPU core),
-``ASSESS_WEB_LOAD_P99_MS`` (100, the target). Bounded: each simulated assessor stops at the deadline or after 100,000 requests.
+``ASSESS_WEB_LOAD_P99_MS`` (100, the target). Bounded: each simulated assessor stops at the deadline
+or after 100,000 requests.
 Run: ``.venv/bin/python -m pytest bench/test_web_load.py -s`` (one mode: add ``-k back_to_back``).
 """
 from __future__ import annotations

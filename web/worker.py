@@ -4,7 +4,7 @@ on its loop's thread), and an access log that computes only the fields it prints
 gunicorn's ``gthread`` worker hands every request from its loop to a thread pool and back. With
 the store's writes serialised anyway, the extra threads bought no throughput on the 2-core demo
 machine, only cost: each hand-off and each SQLite call (which lets go of the GIL) switched
-threads, about 0.3–0.5 ms of CPU per submission in bench/test_web_load.py, and waiting
+threads, about 0.25–0.5 ms of CPU per submission in bench/test_web_load.py, and waiting
 for the GIL widened the latency tail. Here the loop answers a request itself as soon as its
 connection is readable, then goes back to waiting, so one process is one thread; use more
 processes (``--workers``) for more cores.
