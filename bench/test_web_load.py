@@ -110,6 +110,16 @@ def _wait_ready(port: int, proc, timeout: float = 60) -> None:
     raise RuntimeError("demo server did not start in time")
 
 
+def _wait_workers(log_path: Path, n: int, proc, timeout: float = 60) -> None:
+    """Wait until all ``n`` server workers say they are ready: a worker still warming accepts nothing,
+    so the first one ready would take every assessor's connection (kept alive for the whole run)."""
+    end = time.monotonic() + timeout
+    while len(re.findall(rb"web worker \d+ ready", log_path.read_bytes())) < n:
+        if proc.poll() is not None or time.monotonic() > end:
+            raise RuntimeError(f"the demo server's {n} workers did not all start: see {log_path}")
+        time.sleep(0.1)
+
+
 class Assessor:
     """One simulated assessor: its own connection, and the request it is waiting on (if any).
 
@@ -286,6 +296,7 @@ def test_fifty_assessors_submitting(tmp_path, think):
                              "--workers", str(workers)], cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     try:
         _wait_ready(port, proc)
+        _wait_workers(tmp_path / "server.log", workers, proc)
         counter = itertools.count()
         load_before = os.getloadavg()
         server_cpu, client_cpu = _cpu_seconds(proc.pid), time.process_time()

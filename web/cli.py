@@ -5,6 +5,7 @@ gunicorn on 127.0.0.1. ``serve`` serves a real instance folder (``ASSESS_WEB_INS
 """
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -32,6 +33,7 @@ def _serve(instance, host: str, port: int, workers: int, threads: int) -> None:
             app = create_app()
             with app.app_context():
                 stores.warm()
+            logging.getLogger("gunicorn.error").info("web worker %d ready", os.getpid())
             return app
     Server().run()
 
@@ -40,8 +42,7 @@ def _default_workers() -> int:
     # One single-threaded process per core (web/worker.py): SQLite takes one writer at a time whatever
     # the count, and writers of several processes queue on the deployment's write lock (web/db.py).
     # Kept-alive connections stay with the process that accepted them: the 50 of bench/test_web_load.py,
-    # opened at once, mostly split evenly over two (every assessor's mean latency within 1 ms of the
-    # others'), once 16 / 34.
+    # opened at once once both workers are ready, split 23-27 a worker (19-31 at worst in 7 starts).
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 

@@ -4,7 +4,7 @@ on its loop's thread), and an access log that computes only the fields it prints
 gunicorn's ``gthread`` worker hands every request from its loop to a thread pool and back. With
 the store's writes serialised anyway, the extra threads bought no throughput on the 2-core demo
 machine, only cost: each hand-off and each SQLite call (which lets go of the GIL) switched
-threads, about 0.25–0.5 ms of CPU per submission in bench/test_web_load.py, and waiting
+threads, about 0.3–0.5 ms of CPU per submission in bench/test_web_load.py, and waiting
 for the GIL widened the latency tail. Here the loop answers a request itself as soon as its
 connection is readable, then goes back to waiting, so one process is one thread; use more
 processes (``--workers``) for more cores.
@@ -28,15 +28,13 @@ ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'    # path only: no
 class InlineWorker(ThreadWorker):
     """``gthread`` with the request handled in place of being queued for a pool thread."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.listeners = {}              # listening socket -> its address, as gthread's loop passes them
+
     def accept(self, server, listener):
-        # Every connection waiting, not gthread's one a loop: a loop here lasts as long as the requests
-        # it answers (50 kept-alive assessors: ~80 ms), and the 50th tablet to connect waited 3 s.
-        # gthread's accept counts a connection it took and passes over an empty queue.
-        while self.nr_conns < self.worker_connections:
-            before = self.nr_conns
-            super().accept(server, listener)
-            if self.nr_conns == before:
-                return
+        self.listeners[listener] = server
+        super().accept(server, listener)
 
     def enqueue_req(self, conn):
         conn.init()
@@ -44,6 +42,19 @@ class InlineWorker(ThreadWorker):
         done = futures.Future()          # gthread's bookkeeping (keep-alive, close) runs on its result
         done.set_result(self.handle(conn))
         self._wrap_future(done, conn)
+        self.accept_waiting()
+
+    def accept_waiting(self):
+        """Take one waiting connection, if any (called after each request).
+
+        gthread accepts one a loop, and a loop here lasts as long as the requests it answers (50
+        kept-alive assessors: ~80 ms), so the 50th tablet to connect waited 3 s. Taking every waiting
+        connection at once instead let the worker that woke first take the whole burst (49 or 50 of
+        the bench's 50, the other worker idle). One a request: the bench's 50 split 23-27 a worker,
+        19-31 at worst.
+        """
+        for listener, server in self.listeners.items():
+            super().accept(server, listener)
 
 
 class AccessLogger(Logger):

@@ -82,28 +82,31 @@ def test_one_connection_serves_requests_in_turn_and_a_retry_is_stored_once(serve
         st.close()
 
 
-def test_the_worker_takes_every_waiting_connection_at_once():
-    """A loop of the single-threaded worker lasts as long as the requests it answers, so it must not
-    leave connections waiting in the listen queue for one loop each (gthread takes one a loop)."""
+def test_the_worker_takes_a_waiting_connection_after_each_request():
+    """A loop of the single-threaded worker lasts as long as the requests it answers, so between
+    requests it takes one more waiting connection (not all: a second worker must get its share)."""
     import selectors
     from threading import RLock
 
     from gunicorn.config import Config
 
     from web.worker import InlineWorker
-    worker = object.__new__(InlineWorker)          # the accept step alone, without a running arbiter
+    worker = object.__new__(InlineWorker)          # the accept steps alone, without a running arbiter
     worker.cfg, worker.nr_conns, worker.worker_connections = Config(), 0, 1000
-    worker.poller, worker._lock = selectors.DefaultSelector(), RLock()
+    worker.poller, worker._lock, worker.listeners = selectors.DefaultSelector(), RLock(), {}
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(16)
         listener.setblocking(False)
         clients = [socket.create_connection(listener.getsockname()) for _ in range(3)]
         try:
-            worker.accept(listener.getsockname(), listener)
+            worker.accept(listener.getsockname(), listener)     # the listener was ready: one taken
+            assert worker.nr_conns == 1
+            worker.accept_waiting()                              # after a request: one more
+            worker.accept_waiting()
             assert worker.nr_conns == 3
             assert len(worker.poller.get_map()) == 3
-            worker.accept(listener.getsockname(), listener)    # nothing waiting: nothing taken, no error
+            worker.accept_waiting()                              # nothing waiting: nothing taken, no error
             assert worker.nr_conns == 3
         finally:
             for key in list(worker.poller.get_map().values()):
