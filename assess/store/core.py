@@ -6,6 +6,7 @@ import getpass
 import json
 import logging
 import os
+from contextlib import nullcontext
 from pathlib import Path
 
 import yaml
@@ -55,6 +56,9 @@ class Store:
         self._engine = None
         self._secret = self._cipher = self._signer = self._public = None
         self.manifests = signing.ManifestCache()
+        # A deployment's own writer lock (web/ sets its cross-process one), held only around a write
+        # transaction: records are built and signed before it is taken.
+        self.write_lock = nullcontext()
 
     # ------------------------------------------------------------------ set-up
     @classmethod
@@ -98,7 +102,7 @@ class Store:
     def init(self) -> list[str]:
         """Create missing key files for this department and apply pending schema migrations."""
         made = keys.create_keys(self.keys_dir, self.department, id_number_key=self.keep_id_number == "encrypted")
-        done = db.write(self.engine, schema.migrate)
+        done = self._write(schema.migrate)
         return [f"key file {p}" for p in made] + [f"migration {m}" for m in done]
 
     def check_schema(self):
@@ -179,9 +183,13 @@ class Store:
                         reason=reason, origin="assessment", supersedes=supersedes, source=None,
                         created_at=records.now(), key_id=kid)
         sig = records.seal([row], priv, self.department, kid, row["created_at"])
-        db.write(self.engine, lambda conn: records.insert_records(conn, [row], sig))
+        self._write(lambda conn: records.insert_records(conn, [row], sig))
         log.info("stored record %s for person %s…", row["record_id"][:12], pkey[:12])
         return row["record_id"]
+
+    def _write(self, fn):
+        with self.write_lock:
+            return db.write(self.engine, fn)
 
     def _get(self, conn, record_id):
         r = conn.execute(select(schema.records).where(schema.records.c.record_id == record_id)).mappings().first()
@@ -208,7 +216,7 @@ class Store:
             row["signature"] = signing.sign(priv, payload)
             db.insert(conn, schema.revocations, [row])
             return row["revocation_id"]
-        return db.write(self.engine, do)
+        return self._write(do)
 
     def current(self, conn, where=True):
         """Select records neither superseded nor revoked."""
@@ -265,7 +273,7 @@ class Store:
             def do(conn):
                 records.insert_records(conn, new_rows, sig)
                 db.insert(conn, schema.rescores, logs)
-            db.write(self.engine, do)
+            self._write(do)
         log.info("rescored %d of %d current %s records", len(new_rows), len(old), ins.id)
         return logs
 
