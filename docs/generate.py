@@ -29,7 +29,7 @@ ENVIRONMENT = {
     "ASSESS_WEB_SCREENSHOTS": "Folder where the end-to-end browser tests save their screenshots.",
     "ASSESS_WEB_LOAD_SECONDS": "Duration of the web load benchmark (default 60).",
     "ASSESS_WEB_LOAD_USERS": "Concurrent simulated assessors in the web load benchmark (default 50).",
-    "ASSESS_WEB_LOAD_WORKERS": "Server processes in the web load benchmark (default 1, as the demo).",
+    "ASSESS_WEB_LOAD_WORKERS": "Server processes in the web load benchmark (default: the demo's, one per CPU core).",
     "ASSESS_WEB_LOAD_P99_MS": "p99 latency target of the web load benchmark in ms (default 100).",
     "ASSESS_TEST_SEED": "Seed of the seeded property tests (CI rotates it; every seed 0–99 must pass).",
     "ASSESS_TEST_PG_URL": "PostgreSQL URL for the store tests (set by `.ci/postgres.sh`); tests skip without it.",
