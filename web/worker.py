@@ -52,7 +52,13 @@ class InlineWorker(ThreadWorker):
         connection at once instead let the worker that woke first take the whole burst (49 or 50 of
         the bench's 50, the other worker idle). One a request: the bench's 50 split 23-27 a worker,
         19-31 at worst.
+
+        Nothing is taken once the worker is stopping (SIGTERM, a reload, ``max_requests``: its loop
+        ends without reading it, and the client would get no answer where another worker would
+        have given one) nor at ``worker_connections``, which gthread's loop respects too.
         """
+        if not self.alive or self.nr_conns >= self.worker_connections:
+            return
         for listener, server in self.listeners.items():
             super().accept(server, listener)
 

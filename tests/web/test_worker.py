@@ -92,7 +92,7 @@ def test_the_worker_takes_a_waiting_connection_after_each_request():
 
     from web.worker import InlineWorker
     worker = object.__new__(InlineWorker)          # the accept steps alone, without a running arbiter
-    worker.cfg, worker.nr_conns, worker.worker_connections = Config(), 0, 1000
+    worker.cfg, worker.nr_conns, worker.worker_connections, worker.alive = Config(), 0, 1000, True
     worker.poller, worker._lock, worker.listeners = selectors.DefaultSelector(), RLock(), {}
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
@@ -108,6 +108,38 @@ def test_the_worker_takes_a_waiting_connection_after_each_request():
             assert len(worker.poller.get_map()) == 3
             worker.accept_waiting()                              # nothing waiting: nothing taken, no error
             assert worker.nr_conns == 3
+        finally:
+            for key in list(worker.poller.get_map().values()):
+                key.fileobj.close()
+            worker.poller.close()
+            for c in clients:
+                c.close()
+
+
+@pytest.mark.parametrize("stopping", [True, False])
+def test_the_worker_takes_no_waiting_connection_when_stopping_or_full(stopping):
+    """A stopping worker (SIGTERM, reload) leaves waiting connections to the other workers: its loop
+    would end without answering them. A full one (worker_connections) takes none either."""
+    import selectors
+    from threading import RLock
+
+    from gunicorn.config import Config
+
+    from web.worker import InlineWorker
+    worker = object.__new__(InlineWorker)
+    worker.cfg, worker.nr_conns, worker.poller, worker._lock = Config(), 0, selectors.DefaultSelector(), RLock()
+    worker.listeners, worker.alive, worker.worker_connections = {}, True, 1000 if stopping else 1
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        listener.setblocking(False)
+        clients = [socket.create_connection(listener.getsockname()) for _ in range(2)]
+        try:
+            worker.accept(listener.getsockname(), listener)
+            assert worker.nr_conns == 1
+            worker.alive = not stopping
+            worker.accept_waiting()
+            assert worker.nr_conns == 1 and len(worker.poller.get_map()) == 1
         finally:
             for key in list(worker.poller.get_map().values()):
                 key.fileobj.close()
