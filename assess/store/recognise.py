@@ -138,7 +138,9 @@ def _audit_rows(store, reader, action, purpose, pkey, rows, outcome, actor) -> l
 
 def _audit(store, rows) -> None:
     if rows:
-        db.write(store.engine, lambda conn: db.insert(conn, schema.audit, rows))
+        # A store write like any other: under the deployment's writer lock (Store.write_lock), not
+        # in SQLite's busy back-off behind the writers that hold it.
+        store._write(lambda conn: db.insert(conn, schema.audit, rows))
 
 
 @contextlib.contextmanager

@@ -81,5 +81,7 @@ def insert_records(conn: Connection, rows: list[dict], sig_row: dict) -> int:
         return 0
     db.insert(conn, schema.signatures, [sig_row])
     ctx, rows = split(rows)
-    db.insert(conn, schema.contexts, ctx, conflict="context_id")
-    return db.insert(conn, schema.record_rows, rows, conflict="record_id")
+    added = db.insert(conn, schema.record_rows, rows, conflict="record_id")
+    if added:       # as bulk.write: a repeated add (new created_at, so a new context) leaves no empty context
+        db.insert(conn, schema.contexts, ctx, conflict="context_id")
+    return added

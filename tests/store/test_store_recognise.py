@@ -154,3 +154,23 @@ def test_lookup_states(store):
     rows = {r["record_id"]: r for r in store.lookup(make_id(), "mca", "subsidy")}
     assert rows[a]["state"] == "revoked" and rows[b]["state"] == "current"
     assert all(r["verified"] for r in rows.values())
+
+
+def test_audit_rows_are_written_under_the_stores_writer_lock(make_store):
+    """An audit insert is a store write: on SQLite it queues on the deployment's writer lock
+    (Store.write_lock, which web/stores.py sets) like Store.add, not in SQLite's busy back-off."""
+    mca, nhsa = make_store("mca"), make_store("nhsa")
+    add(mca)
+    held = []
+
+    class Lock:
+        def __enter__(self):
+            held.append("enter")
+
+        def __exit__(self, *exc):
+            held.append("exit")
+    nhsa.write_lock = Lock()
+    nhsa.recognise(make_id(), "nhsa", "ltc", on=ON)
+    assert len(nhsa.audit_rows()) == 1
+    if nhsa.engine.dialect.name == "sqlite":        # PostgreSQL: on the look-up's own autocommit connection
+        assert held == ["enter", "exit"]
