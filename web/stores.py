@@ -96,18 +96,20 @@ def submit(submission_id: str, result, answers: dict, *, id_number: str, assesse
     if row is not None:
         return row["record_id"], False
     store = get_store()
-    # Each insert takes the deployment's writer lock for its own transaction only, so the record is
-    # built and signed while other workers write. The record id is the store's natural key: a
-    # concurrent retry of the same submission computes the same id and the store skips the
-    # duplicate; INSERT OR IGNORE keeps one mapping here, and the request that wrote it says so.
-    rid = store.add(result, answers, id_number=id_number, assessed_on=assessed_on, assessors=assessors,
-                    organisation=organisation, reason=reason)
-    with write(db) as conn:
-        cur = conn.execute(
-            "INSERT OR IGNORE INTO submissions (submission_id, record_id, department, user_id, cosigner_id, "
-            "person_key, masked, level, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (submission_id, rid, store.department, user_id, cosigner_id, store.person_key(id_number),
-             idnumber.mask(id_number), result.level, now()))
+    # The record is built and signed before the deployment's writer lock is taken; the lock is then
+    # held across both inserts, so the mapping here always comes from the request whose record was
+    # stored. The record id is the store's natural key: a concurrent retry of the same submission
+    # computes the same id and the store skips the duplicate; INSERT OR IGNORE keeps the first mapping.
+    prepared = store.prepare_add(result, answers, id_number=id_number, assessed_on=assessed_on,
+                                 assessors=assessors, organisation=organisation, reason=reason)
+    with write_lock():
+        rid = store.add_prepared(prepared)
+        with write(db) as conn:
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO submissions (submission_id, record_id, department, user_id, cosigner_id, "
+                "person_key, masked, level, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (submission_id, rid, store.department, user_id, cosigner_id, store.person_key(id_number),
+                 idnumber.mask(id_number), result.level, now()))
     return rid, cur.rowcount == 1
 
 

@@ -8,6 +8,7 @@ import logging
 import os
 from contextlib import nullcontext
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 from sqlalchemy import and_, exists, select
@@ -20,6 +21,11 @@ from ..score import resolve, score_one
 from . import db, keys, records, schema, signing
 from .errors import StoreCode, store_error
 from .policy import Policy, load_policy
+
+class PreparedRecord(NamedTuple):
+    row: dict        # the record's columns
+    sig: dict        # its signed group (of one)
+
 
 log = logging.getLogger("assess.store")
 CONFIG_ENV = "ASSESS_STORE_CONFIG"
@@ -167,6 +173,15 @@ class Store:
     def add(self, result: Result, answers: dict, *, id_number: str, assessed_on, assessors, organisation: str,
             reason: str, region: str | None = None, supersedes: str | None = None, settings=None) -> str:
         """Store one scored assessment (status ok only) signed by this department; returns its record id."""
+        return self.add_prepared(self.prepare_add(
+            result, answers, id_number=id_number, assessed_on=assessed_on, assessors=assessors,
+            organisation=organisation, reason=reason, region=region, supersedes=supersedes, settings=settings))
+
+    def prepare_add(self, result: Result, answers: dict, *, id_number: str, assessed_on, assessors,
+                    organisation: str, reason: str, region: str | None = None, supersedes: str | None = None,
+                    settings=None) -> PreparedRecord:
+        """The record :meth:`add` stores, built and signed, without touching the database: a caller that
+        holds the writer lock across several writes (web/) prepares outside it."""
         if result.status != "ok":
             raise store_error(StoreCode.STORE_008, "add", detail=f"result status is {result.status}",
                               fix="Only complete results (status ok) are stored.")
@@ -182,9 +197,13 @@ class Store:
                         assessed_on=_date(assessed_on), assessors=assessors, organisation=organisation,
                         reason=reason, origin="assessment", supersedes=supersedes, source=None,
                         created_at=records.now(), key_id=kid)
-        sig = records.seal([row], priv, self.department, kid, row["created_at"])
+        return PreparedRecord(row, records.seal([row], priv, self.department, kid, row["created_at"]))
+
+    def add_prepared(self, prepared: PreparedRecord) -> str:
+        """Store a record from :meth:`prepare_add` (skipped when the same record is stored); its id."""
+        row, sig = prepared
         self._write(lambda conn: records.insert_records(conn, [row], sig))
-        log.info("stored record %s for person %s…", row["record_id"][:12], pkey[:12])
+        log.info("stored record %s for person %s…", row["record_id"][:12], row["person_key"][:12])
         return row["record_id"]
 
     def _write(self, fn):

@@ -52,3 +52,45 @@ def test_warm_loads_what_the_first_submission_needs(app):
         stores.submit("warm-check-1", res, ANSWERS, id_number=ID, assessed_on=RECENT, assessors=["A1", "A2"],
                       organisation="测试评估中心", reason="first", user_id=1)
         assert instrument._load_cached.cache_info().misses == loaded
+
+
+def test_a_racing_retry_cannot_map_the_submission_to_another_cosigner(app, monkeypatch):
+    """Two requests with one submission id (two tabs, different cosigners): the record and the web's
+    mapping are written under one holding of the writer lock, so the mapping names the cosigner of
+    the request whose record was stored, however the two interleave."""
+    import threading
+
+    import assess
+    from web import stores
+    res = assess.score_one(assess.load_instrument("gbt42195-2022"), ANSWERS)
+
+    def submit(cosigner):
+        return stores.submit("two-tabs-1", res, ANSWERS, id_number=ID, assessed_on=RECENT, assessors=["A1", "A2"],
+                             organisation="测试评估中心", reason="first", user_id=1, cosigner_id=cosigner)
+
+    other: dict = {}
+
+    def second_tab():
+        with app.test_request_context():
+            other["result"] = submit(3)
+
+    with app.test_request_context():
+        store = stores.get_store()
+        add_prepared = store.add_prepared
+
+        def add_then_let_the_other_tab_run(prepared):
+            rid = add_prepared(prepared)
+            monkeypatch.setattr(store, "add_prepared", add_prepared)
+            racer = threading.Thread(target=second_tab)
+            racer.start()
+            racer.join(1.0)      # the other tab gets a second to slip its mapping in before this one's
+            other["thread"] = racer
+            return rid
+
+        monkeypatch.setattr(store, "add_prepared", add_then_let_the_other_tab_run)
+        rid, stored = submit(2)
+    other["thread"].join(30)
+    assert stored and other["result"] == (rid, False)
+    with app.test_request_context():
+        row = stores.submission(rid)
+    assert row["submission_id"] == "two-tabs-1" and row["cosigner_id"] == 2
