@@ -5,6 +5,7 @@ kept-alive connection are answered in turn, and a submission retried on it is st
 """
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import socket
@@ -82,44 +83,10 @@ def test_one_connection_serves_requests_in_turn_and_a_retry_is_stored_once(serve
         st.close()
 
 
-def test_the_worker_takes_a_waiting_connection_after_each_request():
-    """A loop of the single-threaded worker lasts as long as the requests it answers, so between
-    requests it takes one more waiting connection (not all: a second worker must get its share)."""
-    import selectors
-    from threading import RLock
-
-    from gunicorn.config import Config
-
-    from web.worker import InlineWorker
-    worker = object.__new__(InlineWorker)          # the accept steps alone, without a running arbiter
-    worker.cfg, worker.nr_conns, worker.worker_connections, worker.alive = Config(), 0, 1000, True
-    worker.poller, worker._lock, worker.listeners = selectors.DefaultSelector(), RLock(), {}
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(16)
-        listener.setblocking(False)
-        clients = [socket.create_connection(listener.getsockname()) for _ in range(3)]
-        try:
-            worker.accept(listener.getsockname(), listener)     # the listener was ready: one taken
-            assert worker.nr_conns == 1
-            worker.accept_waiting()                              # after a request: one more
-            worker.accept_waiting()
-            assert worker.nr_conns == 3
-            assert len(worker.poller.get_map()) == 3
-            worker.accept_waiting()                              # nothing waiting: nothing taken, no error
-            assert worker.nr_conns == 3
-        finally:
-            for key in list(worker.poller.get_map().values()):
-                key.fileobj.close()
-            worker.poller.close()
-            for c in clients:
-                c.close()
-
-
-@pytest.mark.parametrize("stopping", [True, False])
-def test_the_worker_takes_no_waiting_connection_when_stopping_or_full(stopping):
-    """A stopping worker (SIGTERM, reload) leaves waiting connections to the other workers: its loop
-    would end without answering them. A full one (worker_connections) takes none either."""
+@contextlib.contextmanager
+def _accepting_worker(waiting: int, worker_connections: int = 1000):
+    """The worker's accept steps alone (no running arbiter), with a listener on 127.0.0.1 and
+    ``waiting`` clients connected to it; yields (worker, listener)."""
     import selectors
     from threading import RLock
 
@@ -127,22 +94,44 @@ def test_the_worker_takes_no_waiting_connection_when_stopping_or_full(stopping):
 
     from web.worker import InlineWorker
     worker = object.__new__(InlineWorker)
-    worker.cfg, worker.nr_conns, worker.poller, worker._lock = Config(), 0, selectors.DefaultSelector(), RLock()
-    worker.listeners, worker.alive, worker.worker_connections = {}, True, 1000 if stopping else 1
+    worker.cfg, worker.nr_conns, worker.worker_connections, worker.alive = Config(), 0, worker_connections, True
+    worker.poller, worker._lock, worker.listeners = selectors.DefaultSelector(), RLock(), {}
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(16)
         listener.setblocking(False)
-        clients = [socket.create_connection(listener.getsockname()) for _ in range(2)]
+        clients = [socket.create_connection(listener.getsockname()) for _ in range(waiting)]
         try:
-            worker.accept(listener.getsockname(), listener)
-            assert worker.nr_conns == 1
-            worker.alive = not stopping
-            worker.accept_waiting()
-            assert worker.nr_conns == 1 and len(worker.poller.get_map()) == 1
+            yield worker, listener
         finally:
             for key in list(worker.poller.get_map().values()):
                 key.fileobj.close()
             worker.poller.close()
             for c in clients:
                 c.close()
+
+
+def test_the_worker_takes_a_waiting_connection_after_each_request():
+    """A loop of the single-threaded worker lasts as long as the requests it answers, so between
+    requests it takes one more waiting connection (not all: a second worker must get its share)."""
+    with _accepting_worker(3) as (worker, listener):
+        worker.accept(listener.getsockname(), listener)     # the listener was ready: one taken
+        assert worker.nr_conns == 1
+        worker.accept_waiting()                              # after a request: one more
+        worker.accept_waiting()
+        assert worker.nr_conns == 3
+        assert len(worker.poller.get_map()) == 3
+        worker.accept_waiting()                              # nothing waiting: nothing taken, no error
+        assert worker.nr_conns == 3
+
+
+@pytest.mark.parametrize("stopping", [True, False])
+def test_the_worker_takes_no_waiting_connection_when_stopping_or_full(stopping):
+    """A stopping worker (SIGTERM, reload) leaves waiting connections to the other workers: its loop
+    would end without answering them. A full one (worker_connections) takes none either."""
+    with _accepting_worker(2, worker_connections=1000 if stopping else 1) as (worker, listener):
+        worker.accept(listener.getsockname(), listener)
+        assert worker.nr_conns == 1
+        worker.alive = not stopping
+        worker.accept_waiting()
+        assert worker.nr_conns == 1 and len(worker.poller.get_map()) == 1
