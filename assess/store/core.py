@@ -22,6 +22,7 @@ from . import db, keys, records, schema, signing
 from .errors import StoreCode, store_error
 from .policy import Policy, load_policy
 
+
 class PreparedRecord(NamedTuple):
     row: dict        # the record's columns
     sig: dict        # its signed group (of one)
