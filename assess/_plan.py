@@ -43,13 +43,10 @@ class Plan:
     pack2: np.ndarray                   # int32 [n_items, options + 2]: the same by option index + 2
                                         # (column 0: not allowed, column 1: missing, both 1)
     need_idx: np.ndarray                # uint8 [Q]: the kernel keeps this question's option indexes
-    opt_start: np.ndarray               # int64 [Q] offset into opt_points / opt_value
     item_domain: np.ndarray             # int64 [n_items] domain of each item
     identity_lo: np.ndarray             # int32 [n_items]: allowed integer codes are exactly lo … hi, each
     identity_hi: np.ndarray             # worth its own value in points (lo > hi when not so)
     item_values: int                    # 1 when a derived score sums items directly
-    opt_points: np.ndarray              # int32
-    opt_value: np.ndarray               # int32
     keys: tuple[tuple[str, ...], ...]   # option keys per question (string columns are mapped with these)
     icd10: tuple[int, ...]              # question indexes of icd10_list fields
     text: tuple[int, ...]               # question indexes of text fields (never read: absent to the kernel)
@@ -125,7 +122,6 @@ def compile_plan(ins: m.Instrument) -> Plan:
     qs = [ins.question(q) for q in questions]
 
     code_table = np.full((len(qs), CODE_SPAN), -2, np.int16)
-    opt_start, opt_points, opt_value = [], [], []
     for k, q in enumerate(qs):
         for j, o in enumerate(q.options):
             code = _int_code(o.key)
@@ -134,9 +130,6 @@ def compile_plan(ins: m.Instrument) -> Plan:
             if not CODE_LO <= code < CODE_LO + CODE_SPAN:
                 raise ValueError(f"{ins.id} {q.id}: integer code {code} outside {CODE_LO}…{CODE_LO + CODE_SPAN - 1}")
             code_table[k, code - CODE_LO] = j
-        opt_start.append(len(opt_points))
-        opt_points.extend(o.points or 0 for o in q.options)
-        opt_value.extend(o.value if o.value is not None else 0 for o in q.options)
 
     n_items = len(ins.items)
     # Domain accumulators pack (points << 16) + count of unanswered items into an int32.
@@ -258,10 +251,8 @@ def compile_plan(ins: m.Instrument) -> Plan:
         identity_hi=np.asarray([r[1] for r in identity], np.int32),
         need_idx=np.asarray([k >= n_items or item_values or k in atom_questions or questions[k] in skip_ids
                              for k in range(len(qs))], np.uint8),
-        opt_start=i64(opt_start), item_values=int(item_values),
+        item_values=int(item_values),
         item_domain=i64([[d.id for d in ins.domains].index(i.domain) for i in ins.items]),
-        opt_points=np.asarray(opt_points, np.int32),
-        opt_value=np.asarray(opt_value, np.int32),
         keys=tuple(tuple(o.key for o in q.options) for q in qs),
         icd10=tuple(i for i, q in enumerate(qs) if isinstance(q, m.Field) and q.type == "icd10_list"),
         text=tuple(i for i, q in enumerate(qs) if isinstance(q, m.Field) and q.type == "text"),

@@ -95,9 +95,6 @@ cdef struct PlanC:
     const int64_t* item_domain
     const int32_t* identity_lo     # [n_items] codes lo … hi with points = code; lo > hi: not so
     const int32_t* identity_hi
-    const int64_t* opt_start
-    const int32_t* opt_points
-    const int32_t* opt_value
     const int64_t* part_start
     const int64_t* parts
     const int32_t* band_min
@@ -178,9 +175,6 @@ cdef class KernelPlan:
         c.item_domain = <const int64_t*>_ptr(plan.item_domain)
         c.identity_lo = <const int32_t*>_ptr(plan.identity_lo)
         c.identity_hi = <const int32_t*>_ptr(plan.identity_hi)
-        c.opt_start = <const int64_t*>_ptr(plan.opt_start)
-        c.opt_points = <const int32_t*>_ptr(plan.opt_points)
-        c.opt_value = <const int32_t*>_ptr(plan.opt_value)
         c.part_start = <const int64_t*>_ptr(plan.score_part_start)
         c.parts = <const int64_t*>_ptr(plan.score_parts)
         c.band_min = <const int32_t*>_ptr(plan.band_min)
@@ -545,12 +539,10 @@ cdef void derived_score(const PlanC* p, Work* w, Py_ssize_t k, Py_ssize_t s, Py_
                     vn[r] |= pn[r]
             else:
                 col = w.idx + aux[3 * b + 1] * CHUNK
-                pv = p.opt_value + p.opt_start[aux[3 * b + 1]]
+                pv = p.opt_value2 + aux[3 * b + 1] * p.option_width + 2   # 0 for a missing cell, made null
                 for r in range(m):
-                    if col[r] < 0:
-                        vn[r] = 1
-                    else:
-                        v[r] += x * pv[col[r]]
+                    vn[r] |= col[r] < 0
+                    v[r] += x * pv[col[r]]
         for r in range(m):
             if vn[r]:
                 v[r] = 0
