@@ -96,38 +96,42 @@ def read_answers(ins: m.Instrument, answers, row: int | None = None) -> tuple[di
     out: dict = {}
     missing: list[str] = []
     for q in (*ins.items, *ins.fields):
-        raw = answers.get(q.id)
-        if isinstance(q, m.Field) and q.type == "text":
-            # Stored as given, never scored nor read by a rule (e.g. the PHQ-9 difficulty question).
-            if not is_missing(raw):
-                out[q.id] = raw.strip() if isinstance(raw, str) else raw
-            continue
-        if isinstance(q, m.Field) and q.type == "icd10_list":
-            codes = _read_icd10(q, raw, where, problems)
-            if codes is None:
-                if q.required:
-                    missing.append(q.id)
-            else:
-                out[q.id] = codes
-            continue
-        if is_missing(raw):
+        read_answer(ins, q, answers.get(q.id), where, out, problems, missing)
+    return out, problems, missing
+
+
+def read_answer(ins: m.Instrument, q, raw, where: str, out: dict, problems: list, missing: list) -> None:
+    """Read one question's raw answer into ``out``, or name its problem, or note it missing."""
+    if isinstance(q, m.Field) and q.type == "text":
+        # Stored as given, never scored nor read by a rule (e.g. the PHQ-9 difficulty question).
+        if not is_missing(raw):
+            out[q.id] = raw.strip() if isinstance(raw, str) else raw
+        return
+    if isinstance(q, m.Field) and q.type == "icd10_list":
+        codes = _read_icd10(q, raw, where, problems)
+        if codes is None:
             if q.required:
                 missing.append(q.id)
-            continue
-        key = code_key(raw)
-        opt = q.option(key) if key is not None else None
-        if opt is None:
-            allowed = format_allowed(q.codes)
-            # A code of another scale of the same items (e.g. Collin 0–20 in a Barthel 0–100 file):
-            # still not allowed, and the message names the scale the file is probably on.
-            other = next((o for o in ins.other_scales if key in o.keys), None)
-            if other is not None:
-                allowed += f". {other.message.zh}" + ("" if other.instrument in other.message.zh else f"（{other.instrument}）")
-            problems.append(problem(Code.RESP_002, where=where, item=q.id, label=q.label.zh, value=raw,
-                                    allowed=allowed))
         else:
-            out[q.id] = opt
-    return out, problems, missing
+            out[q.id] = codes
+        return
+    if is_missing(raw):
+        if q.required:
+            missing.append(q.id)
+        return
+    key = code_key(raw)
+    opt = q.option(key) if key is not None else None
+    if opt is None:
+        allowed = format_allowed(q.codes)
+        # A code of another scale of the same items (e.g. Collin 0–20 in a Barthel 0–100 file):
+        # still not allowed, and the message names the scale the file is probably on.
+        other = next((o for o in ins.other_scales if key in o.keys), None)
+        if other is not None:
+            allowed += f". {other.message.zh}" + ("" if other.instrument in other.message.zh else f"（{other.instrument}）")
+        problems.append(problem(Code.RESP_002, where=where, item=q.id, label=q.label.zh, value=raw,
+                                allowed=allowed))
+    else:
+        out[q.id] = opt
 
 
 def _read_icd10(q: m.Field, raw, where: str, problems: list) -> list | None:

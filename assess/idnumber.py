@@ -173,18 +173,48 @@ def check_array(arr, as_of: dt.date | None = None) -> IdArrays:
             birth[i], key[i] = np.datetime64(c.birth, "D"), int(c.number[:17])
     ok = reason == OK
     birth[~ok] = np.datetime64("NaT")
-    if slow.size and ok[slow].any():    # Python's strip() decided these: keep what it kept
-        fixed = {int(i): check(v, as_of).number for i, v in zip(slow, arr.take(pa.array(slow)).to_pylist())}
-        number = pa.array([fixed[i] if i in fixed else v if o else None
-                           for i, (v, o) in enumerate(zip(arr.to_pylist(), ok))], pa.string())
-        number = pc.if_else(pa.array(ok), pc.utf8_upper(pc.utf8_trim_whitespace(number)), pa.scalar(None, pa.string()))
-    elif renorm:
-        number = pc.if_else(pa.array(ok), pc.utf8_upper(pc.utf8_trim_whitespace(arr)), pa.scalar(None, pa.string()))
+    if renorm or slow.size and ok[slow].any():
+        # Some numbers are written otherwise than normalised (spaces, a lowercase x): every OK
+        # number is written again from its checked digits, without a pass over the strings.
+        number = _from_digits(key, reason, ok) if n <= FIXED_TEXT_ROWS else _normalised(arr, ok, slow, as_of)
     elif ok.all():
         number = arr
     else:
-        number = pc.if_else(pa.array(ok), arr, pa.scalar(None, pa.string()))
+        number = _nulls_where_not(arr, ok)
     return IdArrays(reason, number, birth, sex, key)
+
+
+FIXED_TEXT_ROWS = (2 ** 31 - 1) // 18     # 18 bytes a number under 32-bit string offsets
+
+
+def _from_digits(key: np.ndarray, reason: np.ndarray, ok: np.ndarray) -> pa.Array:
+    """The normalised numbers of OK rows (body digits, then the check character), null elsewhere."""
+    n = len(key)
+    text = np.empty((n, 18), np.uint8)
+    _screen.id_texts(key, reason, text)
+    offsets = np.arange(0, 18 * n + 1, 18, dtype=np.int32)
+    return _nulls_where_not(pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets),
+                                                                    pa.py_buffer(text)]), ok)
+
+
+def _normalised(arr: pa.Array, ok: np.ndarray, slow: np.ndarray, as_of) -> pa.Array:
+    """The same by strings (for columns beyond 32-bit offsets): Python's strip() for the cells it
+    decided, Arrow's trim and upper for the rest."""
+    fixed = {int(i): check(v, as_of).number for i, v in zip(slow, arr.take(pa.array(slow)).to_pylist())}
+    number = pa.array([fixed[i] if i in fixed else v if o else None
+                       for i, (v, o) in enumerate(zip(arr.to_pylist(), ok))], pa.string())
+    return pc.if_else(pa.array(ok), pc.utf8_upper(pc.utf8_trim_whitespace(number)), pa.scalar(None, pa.string()))
+
+
+def _nulls_where_not(arr: pa.Array, keep: np.ndarray) -> pa.Array:
+    """``arr`` (a string array) with a null wherever ``keep`` is false: the same offsets and bytes
+    under a new validity bitmap. (pyarrow's if_else copies every string, which on a province file
+    cost three times the identity checks themselves.)"""
+    valid = keep if not arr.null_count else keep & np.asarray(arr.is_valid())
+    bits = np.packbits(np.concatenate([np.zeros(arr.offset, bool), valid]), bitorder="little")
+    _, offsets, data = arr.buffers()
+    return pa.Array.from_buffers(pa.string(), len(arr), [pa.py_buffer(bits), offsets, data],
+                                 int(len(arr) - np.count_nonzero(valid)), arr.offset)
 
 
 def _check_array_numpy(arr: pa.Array, as_of: dt.date) -> IdArrays:

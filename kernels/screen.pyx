@@ -351,6 +351,28 @@ def check_ids(const uint8_t[::1] data, const int32_t[::1] offsets, const uint8_t
     return renorm
 
 
+def id_texts(const int64_t[::1] key, const int8_t[::1] reason, uint8_t[:, ::1] out):
+    """The normalised text of each OK row's number as 18 bytes of ``out``: its 17 body digits (from
+    ``key``, as check_ids leaves them) and the check character, so upper-case X and no spaces. The
+    bytes of other rows are set to "0" (they sit under a null)."""
+    cdef Py_ssize_t n = key.shape[0], i, j
+    cdef int64_t k
+    cdef int s
+    with nogil:
+        for i in range(n):
+            if reason[i] != OK:
+                for j in range(18):
+                    out[i, j] = 48
+                continue
+            k = key[i]
+            s = 0
+            for j in range(16, -1, -1):
+                out[i, j] = <uint8_t>(48 + k % 10)
+                s += <int>(k % 10) * WEIGHTS[j]
+                k //= 10
+            out[i, 17] = <uint8_t>CHECK_CHARS[s % 11]
+
+
 ctypedef int8_t (*cell_fn)(const uint8_t[::1] data, int64_t a, int64_t b) noexcept nogil
 
 

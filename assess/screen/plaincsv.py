@@ -82,13 +82,9 @@ class RawRows:
         line = bytes(self.data[self.starts[r]:self.starts[r + 1] - 1]).decode("utf-8")
         return [c if c else None for c in line.split(",")]
 
-    def texts(self, rows, ids) -> list[dict]:
-        pos = [(cid, self.plan.position[cid]) for cid in ids]
-        out = []
-        for r in rows:
-            cells = self.cells(int(r))
-            out.append({cid: cells[j] for cid, j in pos})
-        return out
+    def columns(self, rows, ids) -> dict:
+        lines = [self.cells(int(r)) for r in rows]
+        return {cid: [cells[j] for cells in lines] for cid, j in ((cid, self.plan.position[cid]) for cid in ids)}
 
 
 def parse(data, plan: Plan):

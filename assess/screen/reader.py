@@ -47,11 +47,11 @@ class Chunk:
     present: np.ndarray | None = None   # rows with any cell, when the reader knows (plaincsv)
     raw: object = None            # plaincsv.RawRows: answer text is not in ``table``
 
-    def texts(self, rows, ids) -> list[dict]:
-        """The cells of columns ``ids`` in rows ``rows``, as read (text), one dict per row."""
+    def columns(self, rows, ids) -> dict:
+        """The cells of columns ``ids`` in rows ``rows``, as read: id → list."""
         if self.raw is not None:
-            return self.raw.texts(rows, ids)
-        return self.table.select(list(ids)).take(pa.array(rows)).to_pylist()
+            return self.raw.columns(rows, ids)
+        return self.table.select(list(ids)).take(pa.array(rows)).to_pydict()
 
 
 class Source:

@@ -62,7 +62,7 @@ def screen(input_path, instrument, out, *, rejects=None, report=None, mapping: d
     source = open_source(input_path, ins, mapping, batch_rows=batch_rows, encoding=encoding, threads=threads)
     cols = source.columns
     coded = int_coded(ins)
-    out_w, rej_w = TableWriter(out), RejectsWriter(rejects)
+    out_w, rej_w = TableWriter(out, not_null=_never_null(ins, coded)), RejectsWriter(rejects)
     stats, dups = Stats(ins), Duplicates(source.rows_hint)
     # The run makes many short-lived objects and no reference cycles; the cyclic collector would
     # only walk the whole heap again and again (a few % of the time on a province file).
@@ -242,6 +242,15 @@ def _buffer(nbytes: int):
 def _dup_code():
     from ..errors import Code
     return Code.ROW_008
+
+
+def _never_null(ins, coded) -> frozenset:
+    """OUT columns that no scored row leaves empty: the line, the rule columns and status, and the
+    integer-coded questions that are required without condition (a scored row answered them)."""
+    from ..batch import output_schema
+    answered = [q.id for q in (*ins.items, *ins.fields) if q.id in coded and q.required
+                and q.required_unless is None and getattr(q, "skip_when", None) is None]
+    return frozenset(["source_line", *(f.name for f in output_schema(ins) if not f.nullable), *answered])
 
 
 def _out_schema(ins, cols, coded, source) -> pa.Schema:

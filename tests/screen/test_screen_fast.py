@@ -92,6 +92,24 @@ def test_id_numbers_match_the_scalar_check(pure, seed=5):
             assert not fast.number[i].is_valid and np.isnat(fast.birth[i])
 
 
+@pytest.mark.parametrize("fixed_rows", [idnumber.FIXED_TEXT_ROWS, 0], ids=["from digits", "by strings"])
+def test_id_numbers_written_with_spaces_or_lowercase_x_come_back_normalised(pure, monkeypatch, fixed_rows, seed=6):
+    """Cells only the ASCII loop reads (no cell left to Python), some with spaces around or a
+    lowercase x: the normalised numbers are written from the checked digits (screen.pyx id_texts),
+    in a slice of a longer array, as the scalar check normalises them; beyond 32-bit offsets,
+    by string functions."""
+    values = [v for v in _id_cells(random.Random(seed), 3000) if v is None or v.isascii() and "\t" not in v
+              and "\x1d" not in v]
+    arr = pa.array(["pad"] * 3 + values, pa.string()).slice(3)
+    monkeypatch.setattr(idnumber, "FIXED_TEXT_ROWS", fixed_rows)
+    fast = idnumber.check_array(arr, AS_OF)
+    want = [idnumber.check(v, AS_OF).number for v in values]
+    assert fast.number.to_pylist() == want
+    assert any(v is not None and v.strip() != v for v in values) and any(w and w[-1] == "X" for w in want)
+    assert pure(idnumber.check_array, arr, AS_OF).number.to_pylist() == want
+    fast.number.validate(full=True)
+
+
 def test_dates_match_the_arrow_parser(pure, seed=3):
     rng = random.Random(seed)
     cells = []

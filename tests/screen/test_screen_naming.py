@@ -27,12 +27,20 @@ def test_named_as_the_reference_names_them(iid, settings, seed):
         pytest.skip("constraints read scores: such rows are named by the reference itself")
     n = 120
     cols = random_columns(ins, n, np.random.default_rng(seed), bad_share=0.1, missing_share=0.1)
+    # As a file gives them: text cells, and the same texts in many rows (ProblemNamer's memo).
+    cols = {q: [v if v is None or isinstance(v, list) else str(v) for v in vs] for q, vs in cols.items()}
+    cols = {q: [";".join(v) if isinstance(v, list) else v for v in vs] for q, vs in cols.items()}
+    batch = checks.ProblemNamer(ins).name(cols, np.arange(n) + 2)
+    compared = 0
     for r in range(n):
         answers = {q: v[r] for q, v in cols.items()}
         want = _reference.evaluate(ins, answers, row=r + 2)
         if want.status == _reference.OK:
             continue
         assert checks.answer_problems(ins, answers, r + 2) == want.problems, answers
+        assert batch[r] == want.problems, answers
+        compared += 1
+    assert compared
 
 
 def test_constraint_on_a_score_is_left_to_the_reference(ins):

@@ -113,7 +113,7 @@ def test_columns_match_pyarrow_and_to_codes(tmp_path, ins):
             assert table.column(cid).combine_chunks().to_pylist() == codes.to_codes(want).to_pylist(), cid
         else:
             assert table.column(cid).combine_chunks().equals(want), cid
-    assert raw.texts(np.arange(table.num_rows), plan.names) == ref.to_pylist()
+    assert raw.columns(np.arange(table.num_rows), plan.names) == ref.to_pydict()
     valid = np.zeros(table.num_rows, bool)
     for col in ref.columns:
         valid |= np.asarray(col.is_valid())

@@ -1,0 +1,92 @@
+"""OUT's Parquet columns declared required, and the memo that names rejected rows' problems.
+
+Both are shortcuts of the screening run that must never change a result: a column declared
+required (no definition levels) must hold a value in every row the reference scorer passes, for
+every instrument; and ``checks.ProblemNamer``'s memo must not read one cell as another that
+Python calls equal (tests/screen/test_screen_naming.py compares it with the reference).
+"""
+import random
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import assess
+from _support import instrument_files, load_file
+from assess import _reference
+from assess.screen import checks, run
+from assess.screen.codes import int_coded
+from assess.screen.writer import TableWriter
+
+FILES = instrument_files()
+
+
+def _rows(ins, rng: random.Random, n: int) -> list[dict]:
+    """Raw answers as a file gives them (text of a code); a third of the rows with one or two cells
+    blank or not allowed."""
+    questions = [q for q in (*ins.items, *ins.fields) if q.options or getattr(q, "type", "") == "icd10_list"]
+    rows = []
+    for _ in range(n):
+        row = {}
+        for q in questions:
+            if getattr(q, "type", "code") == "icd10_list":
+                row[q.id] = rng.choice(["F03", "I10;F32", "G30", ""])
+            else:
+                row[q.id] = str(rng.choice(q.options).raw)
+        if rng.random() < 1 / 3:
+            for q in rng.sample(questions, min(len(questions), rng.randint(1, 2))):
+                row[q.id] = rng.choice(["", None, "  ", "99", "-1", "x", "F0", "I10;"])
+        rows.append(row)
+    return rows
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_required_out_columns_hold_a_value_in_every_scored_row(path):
+    ins = load_file(path)
+    never_null = run._never_null(ins, int_coded(ins))
+    assert {"source_line", "status", "rules"} <= never_null
+    questions = never_null & set(ins._questions)
+    scored = 0
+    for answers in _rows(ins, random.Random(path.stem), 400):
+        ev = _reference.evaluate(ins, answers)
+        if ev.status == _reference.OK:
+            scored += 1
+            assert all(not _reference.is_missing(answers.get(q)) for q in questions), answers
+    assert scored or not questions      # the check saw scored rows whenever it had columns to check
+
+
+def test_a_null_in_a_required_column_stops_the_write(tmp_path):
+    out = tmp_path / "out.parquet"
+    w = TableWriter(out, not_null=frozenset({"a"}))
+    w.write(pa.table({"a": pa.array([1, 2], pa.int8()), "b": pa.array([None, 1], pa.int8())}))
+    w.write(pa.table({"a": pa.array([3, None], pa.int8()), "b": pa.array([1, 1], pa.int8())}))
+    with pytest.raises(ValueError, match="null"):
+        w.commit()
+    w.abort()
+    assert not out.exists()
+
+
+def test_required_columns_are_declared_in_the_file(tmp_path):
+    out = tmp_path / "out.parquet"
+    w = TableWriter(out, not_null=frozenset({"a"}))
+    w.write(pa.table({"a": pa.array([1, 2], pa.int8()), "b": pa.array([None, 1], pa.int8())}))
+    w.finish_empty(pa.schema([]))
+    w.commit()
+    schema = pq.read_schema(out)
+    assert not schema.field("a").nullable and schema.field("b").nullable
+    assert pq.read_table(out).column("a").to_pylist() == [1, 2]
+
+
+def test_problem_namer_does_not_confuse_equal_cells_of_other_types():
+    """1 == True == 1.0 in Python: only texts and integers share a memo entry."""
+    ins = assess.load_instrument("barthel-1965")
+    q = ins.items[0]
+    code = q.options[1].raw
+    cells = [code, True, np.bool_(True), float(code) + 0.5, str(code), code]
+    want = [_reference.read_answers(ins, {q.id: c}, k + 2)[1] for k, c in enumerate(cells)]
+    cols = {q.id: cells}
+    for other in ins.items[1:]:
+        cols[other.id] = [other.options[0].raw] * len(cells)
+    got = checks.ProblemNamer(ins).name(cols, np.arange(len(cells)) + 2)
+    assert [[p.message for p in g] for g in got] == [[p.message for p in w] for w in want]
