@@ -29,7 +29,24 @@ def _dump(obj) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False, indent=2))
 
 
-@click.group()
+class _Main(click.Group):
+    """The command group; ``web`` is imported only when asked for (Flask and Jinja take a fifth of
+    a second to import, which every other command, ``assess screen`` included, would pay)."""
+
+    LAZY = {"web": ("web.cli", "web")}
+
+    def list_commands(self, ctx):
+        return sorted([*super().list_commands(ctx), *self.LAZY])
+
+    def get_command(self, ctx, name):
+        if name in self.LAZY:
+            import importlib
+            module, attr = self.LAZY[name]
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=_Main)
 @click.version_option(__version__, prog_name="assess")
 def main():
     """assess: score standardised elderly ability and disability assessments."""
@@ -117,13 +134,11 @@ def score_one_cmd(instrument_id, answers, text, pairs, allow_incomplete, as_json
 from .screen.cli import demo_data as _demo_data, screen as _screen  # noqa: E402
 from .store.cli import store as _store_group  # noqa: E402
 from .demo import demo as _demo  # noqa: E402
-from web.cli import web as _web_group  # noqa: E402
 
 main.add_command(_demo)
 main.add_command(_screen)
 main.add_command(_demo_data)
 main.add_command(_store_group)
-main.add_command(_web_group)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

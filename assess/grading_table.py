@@ -38,6 +38,7 @@ from typing import Mapping
 
 import yaml
 
+from . import _yaml
 from . import model as m
 from .errors import Code, SettingError, problem
 
@@ -50,7 +51,7 @@ def read(path) -> dict:
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
-        data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
+        data = json.loads(text) if p.suffix == ".json" else _yaml.load(text)
     except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
         raise SettingError(problem(Code.SET_004, where=str(path), detail=f"cannot be read ({exc})")) from exc
     if not isinstance(data, dict):

@@ -21,7 +21,7 @@ from typing import Callable, Iterable, Mapping
 import jsonschema
 import yaml
 
-from . import derived, grading_table
+from . import _yaml, derived, grading_table
 from . import model as m
 from .errors import Code, InstrumentError, SettingError, format_allowed, problem
 
@@ -138,13 +138,14 @@ def _load_cached(path: str, settings: tuple, stamp: tuple) -> m.Instrument:
 
 # --------------------------------------------------------------------------- reading
 
+
 def _read(path: Path) -> tuple[dict, dict]:
     """Parse YAML into plain data plus a map from data path to 1-based line number."""
     where = _display(path)
     try:
         text = path.read_text(encoding="utf-8")
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = _yaml.compose(text)
+        data = _yaml.load(text)
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         # The construct left open (context) is where to look; else where parsing stopped.
         mark = getattr(exc, "context_mark", None) or getattr(exc, "problem_mark", None)

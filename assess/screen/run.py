@@ -70,11 +70,11 @@ def screen(input_path, instrument, out, *, rejects=None, report=None, mapping: d
     gc.disable()
     try:
         # Two stages ahead of this loop, each on its own thread: reading (the compiled CSV pass or
-        # pyarrow) and checking and scoring. Both mostly run without the GIL, so on two cores
-        # neither waits for the other, and at most two chunks wait after each stage: room to
-        # absorb a slow chunk without stalling the next stage, in bounded memory.
-        chunks = prefetch(source.batches(), depth=2, name="assess-screen-reader")
-        stages = prefetch(_checked(chunks, ins, cols, coded, opts, dups), depth=2, name="assess-screen-checker")
+        # pyarrow) with the checks that read a chunk alone, then scoring. Both mostly run without
+        # the GIL, so on two cores neither waits for the other, and at most two chunks wait after
+        # each stage: room to absorb a slow chunk without stalling the next stage, in bounded memory.
+        chunks = prefetch(_identified(source.batches(), cols, coded, opts), depth=2, name="assess-screen-reader")
+        stages = prefetch(_checked(chunks, ins, cols, dups), depth=2, name="assess-screen-checker")
         try:
             for chunk, checked in stages:
                 records = checked.records
@@ -123,35 +123,49 @@ def _answers(table: pa.Table, cols, coded) -> dict:
 
 @dataclass
 class _Checked:
-    """What the checker's thread decides about a batch (see :func:`_checked`)."""
+    """What the reader's and the checker's threads decide about a batch (see :func:`_identified`
+    and :func:`_checked`)."""
 
     records: list                  # problems of this batch, in the order REJECTS lists them per line
     rows: int = 0                  # rows of the batch's table
     rejected: int = 0              # of which rejected
     result: pa.Table | None = None    # the rows for OUT
     unpassed: np.ndarray | None = None   # rows with cells that the scorer did not pass, to be named
+    answers: dict | None = None    # question columns for the scorer
+    bad: np.ndarray | None = None   # rows with an identity or shape error
+    empty: np.ndarray | None = None     # rows with no cell
+    ids: object = None             # idnumber.check_array of the id column, or None
 
 
-def _checked(chunks, ins, cols, coded, opts, dups):
-    """Everything but naming the scorer's problems, on its own thread between the reader's and the
-    main loop (prefetch): answer codes, identity checks, scoring, the same person twice (batches
-    come in order, so the identity set sees every earlier row first) and the table for OUT. The
-    compiled loops and pyarrow release the GIL, so this overlaps reading the next chunk, the main
-    thread's naming of problems and counts, and the writer's Parquet encoding."""
+def _identified(chunks, cols, coded, opts):
+    """The checks that read one chunk alone, on the reader's thread right after the chunk is read
+    (reading is the lightest stage): the answers for the scorer, identity numbers, birth date,
+    sex, region and age. Yields (chunk, _Checked) with their problems, after the reader's own."""
     for chunk in chunks:
-        checked = _Checked([record(line, col, "", value, code, **kw) for line, col, value, code, kw in chunk.problems])
+        pre = _Checked([record(line, col, "", value, code, **kw) for line, col, value, code, kw in chunk.problems])
         table = chunk.table
         if table is not None and table.num_rows:
-            answers = chunk.answers if chunk.answers is not None else _answers(table, cols, coded)
+            pre.answers = chunk.answers if chunk.answers is not None else _answers(table, cols, coded)
             ids = idnumber.check_array(table.column(ID_NUMBER), opts.as_of) if ID_NUMBER in table.column_names else None
-            bad, empty, ids = check_rows(table, chunk.lines, chunk.as_number, cols, opts, checked.records, ids=ids,
-                                         present=chunk.present)
-            scored = score(ins, pa.table(answers))
+            pre.bad, pre.empty, pre.ids = check_rows(table, chunk.lines, chunk.as_number, cols, opts, pre.records,
+                                                     ids=ids, present=chunk.present)
+        yield chunk, pre
+
+
+def _checked(chunks, ins, cols, dups):
+    """Scoring, the same person twice (batches come in order, so the identity set sees every
+    earlier row first) and the table for OUT, on its own thread between the reader's and the main
+    loop (prefetch). The compiled loops and pyarrow release the GIL, so this overlaps reading the
+    next chunk, the main thread's naming of problems and counts, and the writer's Parquet encoding."""
+    for chunk, checked in chunks:
+        table = chunk.table
+        if table is not None and table.num_rows:
+            scored = score(ins, pa.table(checked.answers))
             status = scored.column("status").combine_chunks()
             names = status.dictionary.to_pylist()
             ok = np.asarray(status.indices) == names.index("ok") if "ok" in names else np.zeros(table.num_rows, bool)
-            checked.unpassed = np.flatnonzero(~ok & ~empty)
-            _batch(chunk, checked, cols, dups, scored, answers, ids, ok & ~bad)
+            checked.unpassed = np.flatnonzero(~ok & ~checked.empty)
+            _batch(chunk, checked, cols, dups, scored, checked.answers, checked.ids, ok & ~checked.bad)
         yield chunk, checked
 
 

@@ -35,7 +35,7 @@ class Stats:
             top = sum(self.instrument.question(i).max_points for i in d.items)
             self.scores[d.id] = np.zeros(top + 1, np.int64)
         for s in self.instrument.scores:
-            top = max(b.max for b in self.instrument.bands) if s.id == self.instrument.level_score else 0
+            top = max((b.max for b in self.instrument.bands), default=0) if s.id == self.instrument.level_score else 0
             top = max(top, sum(len(v) - 1 for k, v in self.scores.items() if k in s.sum))
             self.scores[s.id] = np.zeros(top + 1, np.int64)
 
@@ -49,8 +49,7 @@ class Stats:
         level = _ints(out.column("level"))[kept]
         self.levels += np.bincount(level, minlength=self.levels.size)[: self.levels.size]
         for sid, counts in self.scores.items():
-            v = _ints(out.column(sid))[kept]
-            self.scores[sid] = counts + np.bincount(np.clip(v, 0, counts.size - 1), minlength=counts.size)
+            counts += _clipped_counts(_ints(out.column(sid))[kept], counts.size)
         if REGION in out.column_names:
             reg = pc.fill_null(out.column(REGION).combine_chunks().cast(pa.string()), NO_REGION).dictionary_encode()
             k = self.levels.size
@@ -89,4 +88,17 @@ class Stats:
 
 
 def _ints(col) -> np.ndarray:
-    return np.asarray(col.fill_null(0).to_numpy(), np.int64)
+    """The column's integers (nulls as 0), without a copy when it has one chunk and no nulls."""
+    if isinstance(col, pa.ChunkedArray):
+        col = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+    return (col.fill_null(0) if col.null_count else col).to_numpy(zero_copy_only=False)
+
+
+def _clipped_counts(v: np.ndarray, size: int) -> np.ndarray:
+    """``np.bincount(np.clip(v, 0, size - 1), minlength=size)`` without copying v when v >= 0."""
+    if v.size and v.min() < 0:
+        v = np.maximum(v, 0)
+    counts = np.bincount(v, minlength=size)
+    if counts.size > size:
+        counts[size - 1] += counts[size:].sum()
+    return counts[:size]

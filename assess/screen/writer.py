@@ -101,8 +101,9 @@ class TableWriter(_Aside):
             table = pa.table({name: _plain(col) for name, col in zip(table.column_names, table.columns)})
         elif self.not_null:
             if self._schema is None:
-                self._schema = pa.schema([f.with_nullable(f.nullable and f.name not in self.not_null)
-                                          for f in table.schema])
+                self._schema = pa.schema([f.with_nullable(f.nullable and (f.name not in self.not_null
+                                                                          or pa.types.is_null(f.type)))
+                                          for f in table.schema])     # a null-typed column holds only nulls
             table = table.cast(self._schema)
         if self._writer is None:
             self._writer = pacsv.CSVWriter(str(self.tmp), table.schema) if self.csv else _parquet_writer(self.tmp, table.schema)

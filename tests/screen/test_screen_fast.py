@@ -217,3 +217,16 @@ def test_kept_rows_equal_arrows_filter(share, seed):
     keep[:3] = [False, True, False]
     want = table.filter(pa.array(keep))
     assert run.keep_rows(table, keep).equals(want)
+
+
+def test_score_counts_equal_counts_of_clipped_scores(seed=4):
+    from assess.screen.stats import _clipped_counts
+    rng = np.random.default_rng(seed)
+    for dtype in (np.int8, np.int32, np.int64):
+        v = rng.integers(-3, 40, 5000).astype(dtype)
+        for size in (1, 10, 60):
+            want = np.bincount(np.clip(v.astype(np.int64), 0, size - 1), minlength=size)
+            assert np.array_equal(_clipped_counts(v, size), want)
+            assert np.array_equal(_clipped_counts(np.abs(v), size),
+                                  np.bincount(np.clip(np.abs(v).astype(np.int64), 0, size - 1), minlength=size))
+    assert np.array_equal(_clipped_counts(np.zeros(0, np.int32), 3), [0, 0, 0])

@@ -90,3 +90,38 @@ def test_problem_namer_does_not_confuse_equal_cells_of_other_types():
         cols[other.id] = [other.options[0].raw] * len(cells)
     got = checks.ProblemNamer(ins).name(cols, np.arange(len(cells)) + 2)
     assert [[p.message for p in g] for g in got] == [[p.message for p in w] for w in want]
+
+
+def test_a_parquet_column_of_nulls_is_rejected_not_a_crash(tmp_path):
+    """An all-empty column that pandas writes with Arrow type null cannot be declared required;
+    its rows are incomplete and go to REJECTS."""
+    from screen_helpers import AS_OF, good_row
+    ins = assess.load_instrument("gbt42195-2022")
+    t = pa.Table.from_pylist([good_row(ins, n) for n in range(5)])
+    q = ins.items[0].id
+    t = t.set_column(t.schema.get_field_index(q), q, pa.nulls(5, pa.null()))
+    pq.write_table(t, tmp_path / "in.parquet")
+    s = run.screen(tmp_path / "in.parquet", "gbt42195-2022", tmp_path / "out.parquet", as_of=AS_OF)
+    assert (s.stats.scored, s.stats.rejected) == (0, 5)
+    assert pq.read_schema(tmp_path / "out.parquet").field(q).nullable
+
+
+def test_an_instrument_without_bands_is_screened(tmp_path):
+    """Lawton IADL has a total and no bands (no level): its scores are still counted."""
+    import csv
+    from _support import random_valid_answers
+    from screen_helpers import AS_OF, person_id
+    ins = assess.load_instrument("lawton-1969")
+    assert not ins.bands
+    rng = random.Random(3)
+    rows = [{"A.2.8": person_id(seq=f"{2 * n + 1:03d}"), "region": "110105",
+             **{k: str(v) for k, v in random_valid_answers(ins, rng).items()}} for n in range(20)]
+    src = tmp_path / "in.csv"
+    with open(src, "w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    s = run.screen(src, "lawton-1969", tmp_path / "out.parquet", as_of=AS_OF)
+    assert (s.stats.scored, s.stats.rejected) == (20, 0)
+    total = pq.read_table(tmp_path / "out.parquet").column(ins.level_score).to_pylist()
+    assert sum(s.stats.scores[ins.level_score]) == 20 and s.stats.scores[ins.level_score][total[0]] >= 1
