@@ -17,6 +17,7 @@ from ..errors import Code
 CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Serif CJK SC", "WenQuanYi Zen Hei",
              "WenQuanYi Micro Hei", "Source Han Sans SC", "SimHei", "Microsoft YaHei", "PingFang SC")
 LEVEL_COLOURS = ("#2e7d32", "#9ccc65", "#ffca28", "#fb8c00", "#c62828")
+NO_LEVEL_COLOUR = "#9e9e9e"
 MAX_REGIONS = 40
 
 
@@ -59,7 +60,8 @@ def charts(summary) -> dict:
     fig, ax = plt.subplots(figsize=(7, 3.4))
     names = [f"{lv} {label}" if cjk_font() else f"level {lv}" for lv, label, _, _ in levels]
     counts = [c for _, _, c, _ in levels]
-    bars = ax.barh(names[::-1], counts[::-1], color=LEVEL_COLOURS[: len(levels)][::-1])
+    colours = [NO_LEVEL_COLOUR if lv == "—" else LEVEL_COLOURS[i % len(LEVEL_COLOURS)] for i, (lv, *_) in enumerate(levels)]
+    bars = ax.barh(names[::-1], counts[::-1], color=colours[::-1])
     for b, (_, _, c, pct) in zip(bars, levels[::-1]):
         ax.text(b.get_width(), b.get_y() + b.get_height() / 2, f" {c:,}（{pct:.1f}%）" if cjk_font()
                 else f" {c:,} ({pct:.1f}%)", va="center", fontsize=9)

@@ -13,6 +13,7 @@ from .. import model as m
 from .columns import REGION
 
 NO_REGION = "（未填）"
+NO_LEVEL = "未评定等级（该分数段无等级标签）"
 
 
 @dataclass
@@ -22,6 +23,7 @@ class Stats:
     scored: int = 0
     rejected: int = 0
     levels: np.ndarray = None
+    no_level: int = 0             # scored rows whose band is unlabelled (e.g. Katz, Hartford convention)
     regions: dict = field(default_factory=dict)       # region code (text) → level counts
     scores: dict = field(default_factory=dict)        # domain / score id → counts per value
     errors: Counter = field(default_factory=Counter)      # code → problems
@@ -46,14 +48,22 @@ class Stats:
             return
         self.scored += n
         kept = slice(None) if keep is None else keep     # OUT's batches come filtered already
-        level = _ints(out.column("level"))[kept]
-        self.levels += np.bincount(level, minlength=self.levels.size)[: self.levels.size]
+        level_col = out.column("level")
+        level = _ints(level_col)[kept]
+        has_level = None
+        if level_col.null_count:    # no level: counted apart, not as level 0 (nulls read as 0 here)
+            has_level = np.asarray(level_col.is_valid())[kept]
+            self.no_level += int(level.size - np.count_nonzero(has_level))
+        self.levels += np.bincount(level if has_level is None else level[has_level],
+                                   minlength=self.levels.size)[: self.levels.size]
         for sid, counts in self.scores.items():
             counts += _clipped_counts(_ints(out.column(sid))[kept], counts.size)
         if REGION in out.column_names:
             reg = pc.fill_null(out.column(REGION).combine_chunks().cast(pa.string()), NO_REGION).dictionary_encode()
             k = self.levels.size
             idx = np.asarray(reg.indices)[kept]
+            if has_level is not None:
+                idx, level = idx[has_level], level[has_level]
             cells = np.bincount(idx * k + level, minlength=len(reg.dictionary) * k)
             for j, code in enumerate(reg.dictionary.to_pylist()):
                 row = cells[j * k:(j + 1) * k]
@@ -75,13 +85,17 @@ class Stats:
     def level_rows(self) -> list[tuple]:
         """(level, label, count, percent of scored)."""
         total = max(1, self.scored)
-        return [(b.level, b.label.zh, int(self.levels[b.level]), 100.0 * self.levels[b.level] / total)
+        rows = [(b.level, b.label.zh, int(self.levels[b.level]), 100.0 * self.levels[b.level] / total)
                 for b in sorted(self.instrument.bands, key=lambda b: b.level)]
+        if self.no_level:
+            rows.append(("—", NO_LEVEL, self.no_level, 100.0 * self.no_level / total))
+        return rows
 
     def to_dict(self) -> dict:
         return {
             "rows_read": self.rows_read, "scored": self.scored, "rejected": self.rejected,
-            "levels": {str(lv): c for lv, _, c, _ in self.level_rows()},
+            "levels": {str(lv): c for lv, _, c, _ in self.level_rows() if lv != "—"},
+            "no_level": self.no_level,
             "regions": {k: [int(x) for x in v] for k, v in sorted(self.regions.items())},
             "errors": dict(self.errors), "warnings": dict(self.warnings),
         }

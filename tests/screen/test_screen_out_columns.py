@@ -125,3 +125,28 @@ def test_an_instrument_without_bands_is_screened(tmp_path):
     assert (s.stats.scored, s.stats.rejected) == (20, 0)
     total = pq.read_table(tmp_path / "out.parquet").column(ins.level_score).to_pylist()
     assert sum(s.stats.scores[ins.level_score]) == 20 and s.stats.scores[ins.level_score][total[0]] >= 1
+
+
+def test_rows_without_a_level_are_counted_apart(tmp_path):
+    """Katz under the Hartford convention leaves totals 3 and 5 unlabelled (reference §1.2): such
+    rows are scored with no level, and the summary counts them apart, not as level 0."""
+    import csv
+    from screen_helpers import AS_OF, person_id
+    ins = assess.load_instrument("katz-1963").with_settings({"band_set": "hartford"})
+    items = [i.id for i in ins.items]
+    totals = [6, 5, 4, 3, 2, 5]       # independent activities per row (1 = independent)
+    rows = [{"A.2.8": person_id(seq=f"{2 * n + 1:03d}"), "region": "110105",
+             **{q: "1" if k < t else "0" for k, q in enumerate(items)}} for n, t in enumerate(totals)]
+    src = tmp_path / "in.csv"
+    with open(src, "w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    s = run.screen(src, "katz-1963", tmp_path / "out.parquet", settings={"band_set": "hartford"}, as_of=AS_OF,
+                   report=tmp_path / "report.html")
+    st = s.stats
+    assert (st.scored, st.no_level) == (6, 3)
+    assert st.levels.tolist() == [1, 1, 1]          # totals 6, 4 and 2; not the three unlabelled rows
+    assert st.level_rows()[-1][:3] == ("—", "未评定等级（该分数段无等级标签）", 3)
+    assert st.to_dict()["no_level"] == 3 and sum(st.regions["110105"]) == 3
+    assert "未评定等级" in (tmp_path / "report.html").read_text(encoding="utf-8")
