@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from .. import idnumber
 from .. import model as m
 from ..errors import Code, problem
 from . import plaincsv
@@ -219,6 +220,26 @@ class CsvSource(Source):
 
 
 def _after_last_newline(data: np.ndarray) -> int:
+    """Where to cut a chunk: after its last line feed outside a quoted cell (0 if none). A chunk
+    starts outside quotes, so a line feed is inside a quoted cell exactly when an odd number of
+    quote characters come before it (a quote inside a quoted cell is written twice). When no line
+    feed qualifies (a stray quote in an unquoted cell, or one quoted cell longer than the chunk),
+    the last line feed, as a file without quotes is cut."""
+    last = _last_newline(data)
+    if last == 0 or not _has_quote(data):
+        return last
+    quotes = np.flatnonzero(data == 34)
+    feeds = np.flatnonzero(data == 10)
+    outside = feeds[np.searchsorted(quotes, feeds) % 2 == 0]
+    return int(outside[-1]) + 1 if outside.size else last
+
+
+def _has_quote(data: np.ndarray) -> bool:
+    count = getattr(idnumber._screen, "count_byte", None)
+    return bool(count(data, 34)) if count is not None else bool((data == 34).any())
+
+
+def _last_newline(data: np.ndarray) -> int:
     """Position after the last line feed in ``data`` (0 if none), looking back 64 kB at a time."""
     end = data.size
     while end > 0:

@@ -97,7 +97,7 @@ class Stats:
             "levels": {str(lv): c for lv, _, c, _ in self.level_rows() if lv != "—"},
             "no_level": self.no_level,
             "regions": {k: [int(x) for x in v] for k, v in sorted(self.regions.items())},
-            "errors": dict(self.errors), "warnings": dict(self.warnings),
+            "errors": dict(sorted(self.errors.items())), "warnings": dict(sorted(self.warnings.items())),
         }
 
 

@@ -125,3 +125,41 @@ def test_demo_data_says_which_instrument_it_can_write(tmp_path):
 def test_screen_command_keeps_freed_memory_on_glibc():
     from assess.screen.cli import keep_freed_memory
     assert keep_freed_memory()
+
+
+def _csv_with_names(tmp_path, ins, names):
+    import csv
+    rows = [good_row(ins, n, **{"A.2.1": name}) for n, name in enumerate(names)]
+    path = tmp_path / "in.csv"
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+@pytest.mark.parametrize("batch_rows", [7, 60, 262_144])
+def test_quoted_cells_with_line_breaks_are_never_cut(tmp_path, ins, batch_rows):
+    """RFC 4180: a quoted cell may hold line breaks and doubled quotes. Chunks are cut only after a
+    line feed outside quotes, so no record is split in two (which would reject one good row as two
+    ragged lines and shift every later line number), whatever the chunk size."""
+    names = ['张\n三' if n % 2 else '李"四"\n五' if n % 3 == 0 else "王五" for n in range(400)]
+    path = _csv_with_names(tmp_path, ins, names)
+    s = screen(path, "gbt42195-2022", tmp_path / "out.parquet", as_of=AS_OF, batch_rows=batch_rows)
+    assert (s.stats.rows_read, s.stats.scored, s.stats.rejected) == (400, 400, 0)
+    out = pq.read_table(tmp_path / "out.parquet")
+    assert out.column("A.2.1").to_pylist() == names
+    # Records are numbered as pyarrow's reader numbers them (header = 1), whatever the chunk size.
+    assert out.column("source_line").to_pylist() == list(range(2, 402))
+
+
+def test_a_stray_quote_inside_a_cell_still_ends(tmp_path, ins):
+    """A quote in the middle of an unquoted cell leaves no line feed 'outside quotes' after it; the
+    chunk is then cut at its last line feed, as before, instead of growing to the whole file."""
+    path = tmp_path / "in.csv"
+    rows = [good_row(ins, n) for n in range(300)]
+    text = [",".join(rows[0])] + [",".join(r.values()) for r in rows]
+    text[5] = text[5].replace("张三", 'Zhang"San', 1)
+    path.write_text("\n".join(text) + "\n", encoding="utf-8")
+    s = screen(path, "gbt42195-2022", tmp_path / "out.parquet", as_of=AS_OF, batch_rows=20)
+    assert s.stats.rows_read == s.stats.scored + s.stats.rejected >= 299
