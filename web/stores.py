@@ -90,19 +90,23 @@ def masked(id_number: str) -> str:
 
 def submit(submission_id: str, result, answers: dict, *, id_number: str, assessed_on: str, assessors: list,
            organisation: str, reason: str, user_id: int, cosigner_id: int | None = None) -> tuple[str, bool]:
-    """Store one scored assessment exactly once per ``submission_id``: (record id, newly stored)."""
+    """Store one scored assessment exactly once per ``submission_id``: (record id, newly stored).
+    A later request with the same id gets the first request's record, whatever it sends."""
     db = get_db()
-    row = db.execute("SELECT record_id FROM submissions WHERE submission_id = ?", (submission_id,)).fetchone()
+    row = _mapped(db, submission_id)
     if row is not None:
         return row["record_id"], False
     store = get_store()
-    # The record is built and signed before the deployment's writer lock is taken; the lock is then
-    # held across both inserts, so the mapping here always comes from the request whose record was
-    # stored. The record id is the store's natural key: a concurrent retry of the same submission
-    # computes the same id and the store skips the duplicate; INSERT OR IGNORE keeps the first mapping.
+    # The record is built and signed before the deployment's writer lock is taken; under the lock
+    # the mapping is looked up again (a concurrent request with the same id may have stored its
+    # record meanwhile, with other answers, so another record id) and held across both inserts, so
+    # one submission id never stores two records and its mapping names the stored request's record.
     prepared = store.prepare_add(result, answers, id_number=id_number, assessed_on=assessed_on,
                                  assessors=assessors, organisation=organisation, reason=reason)
     with write_lock():
+        row = _mapped(db, submission_id)
+        if row is not None:
+            return row["record_id"], False
         rid = store.add_prepared(prepared)
         with write(db) as conn:
             cur = conn.execute(
@@ -111,6 +115,10 @@ def submit(submission_id: str, result, answers: dict, *, id_number: str, assesse
                 (submission_id, rid, store.department, user_id, cosigner_id, prepared.row["person_key"],
                  idnumber.mask(id_number), result.level, now()))
     return rid, cur.rowcount == 1
+
+
+def _mapped(db, submission_id: str):
+    return db.execute("SELECT record_id FROM submissions WHERE submission_id = ?", (submission_id,)).fetchone()
 
 
 def submission(record_id: str) -> dict | None:

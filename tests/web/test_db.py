@@ -94,3 +94,51 @@ def test_a_racing_retry_cannot_map_the_submission_to_another_cosigner(app, monke
     with app.test_request_context():
         row = stores.submission(rid)
     assert row["submission_id"] == "two-tabs-1" and row["cosigner_id"] == 2
+
+
+def test_a_racing_request_with_other_answers_stores_no_second_record(app, monkeypatch):
+    """Two requests with one submission id but different answers (an edit sent while the first
+    send is still in flight): the second gets the first's record, and the store holds one record,
+    not two (the mapping is looked up again under the writer lock)."""
+    import threading
+
+    from sqlalchemy import text
+
+    import assess
+    from web import stores
+    ins = assess.load_instrument("gbt42195-2022")
+    edited = dict(ANSWERS, **{"B.1.1": 0 if ANSWERS["B.1.1"] else 5})
+
+    def submit(answers):
+        return stores.submit("edit-race-1", assess.score_one(ins, answers), answers, id_number=ID, assessed_on=RECENT,
+                             assessors=["A1", "A2"], organisation="测试评估中心", reason="first", user_id=1)
+
+    other: dict = {}
+
+    def second_send():
+        with app.test_request_context():
+            other["result"] = submit(edited)
+
+    with app.test_request_context():
+        store = stores.get_store()
+        add_prepared = store.add_prepared
+
+        def add_then_let_the_edit_run(prepared):
+            rid = add_prepared(prepared)
+            monkeypatch.setattr(store, "add_prepared", add_prepared)
+            racer = threading.Thread(target=second_send)
+            racer.start()
+            racer.join(1.0)
+            other["thread"] = racer
+            return rid
+
+        monkeypatch.setattr(store, "add_prepared", add_then_let_the_edit_run)
+        rid, stored = submit(ANSWERS)
+    other["thread"].join(30)
+    assert stored and other["result"] == (rid, False)
+    with app.test_request_context():
+        store = stores.get_store()
+        with store.engine.connect() as conn:
+            n = conn.execute(text("SELECT count(*) FROM records WHERE person_key = :k"),
+                             {"k": store.person_key(ID)}).scalar()
+    assert n == 1
