@@ -54,43 +54,54 @@ def test_warm_loads_what_the_first_submission_needs(app):
         assert instrument._load_cached.cache_info().misses == loaded
 
 
-def test_a_racing_retry_cannot_map_the_submission_to_another_cosigner(app, monkeypatch):
-    """Two requests with one submission id (two tabs, different cosigners): the record and the web's
-    mapping are written under one holding of the writer lock, so the mapping names the cosigner of
-    the request whose record was stored, however the two interleave."""
+def _race(app, monkeypatch, first, second):
+    """Run ``first()`` in a request; right after it has added its record to the store, run
+    ``second()`` in a request on another thread, which gets a second to slip in before ``first``
+    writes its mapping. Returns both results."""
     import threading
 
-    import assess
     from web import stores
-    res = assess.score_one(assess.load_instrument("gbt42195-2022"), ANSWERS)
-
-    def submit(cosigner):
-        return stores.submit("two-tabs-1", res, ANSWERS, id_number=ID, assessed_on=RECENT, assessors=["A1", "A2"],
-                             organisation="测试评估中心", reason="first", user_id=1, cosigner_id=cosigner)
-
     other: dict = {}
 
-    def second_tab():
+    def second_request():
         with app.test_request_context():
-            other["result"] = submit(3)
+            other["result"] = second()
 
     with app.test_request_context():
         store = stores.get_store()
         add_prepared = store.add_prepared
 
-        def add_then_let_the_other_tab_run(prepared):
+        def add_then_let_the_other_run(prepared):
             rid = add_prepared(prepared)
             monkeypatch.setattr(store, "add_prepared", add_prepared)
-            racer = threading.Thread(target=second_tab)
+            racer = threading.Thread(target=second_request)
             racer.start()
-            racer.join(1.0)      # the other tab gets a second to slip its mapping in before this one's
+            racer.join(1.0)
             other["thread"] = racer
             return rid
 
-        monkeypatch.setattr(store, "add_prepared", add_then_let_the_other_tab_run)
-        rid, stored = submit(2)
+        monkeypatch.setattr(store, "add_prepared", add_then_let_the_other_run)
+        result = first()
     other["thread"].join(30)
-    assert stored and other["result"] == (rid, False)
+    return result, other["result"]
+
+
+def _submit(sid, answers, cosigner=None):
+    import assess
+    from web import stores
+    res = assess.score_one(assess.load_instrument("gbt42195-2022"), answers)
+    return stores.submit(sid, res, answers, id_number=ID, assessed_on=RECENT, assessors=["A1", "A2"],
+                         organisation="测试评估中心", reason="first", user_id=1, cosigner_id=cosigner)
+
+
+def test_a_racing_retry_cannot_map_the_submission_to_another_cosigner(app, monkeypatch):
+    """Two requests with one submission id (two tabs, different cosigners): the record and the web's
+    mapping are written under one holding of the writer lock, so the mapping names the cosigner of
+    the request whose record was stored, however the two interleave."""
+    from web import stores
+    (rid, stored), second = _race(app, monkeypatch, lambda: _submit("two-tabs-1", ANSWERS, 2),
+                                  lambda: _submit("two-tabs-1", ANSWERS, 3))
+    assert stored and second == (rid, False)
     with app.test_request_context():
         row = stores.submission(rid)
     assert row["submission_id"] == "two-tabs-1" and row["cosigner_id"] == 2
@@ -100,42 +111,13 @@ def test_a_racing_request_with_other_answers_stores_no_second_record(app, monkey
     """Two requests with one submission id but different answers (an edit sent while the first
     send is still in flight): the second gets the first's record, and the store holds one record,
     not two (the mapping is looked up again under the writer lock)."""
-    import threading
-
     from sqlalchemy import text
 
-    import assess
     from web import stores
-    ins = assess.load_instrument("gbt42195-2022")
     edited = dict(ANSWERS, **{"B.1.1": 0 if ANSWERS["B.1.1"] else 5})
-
-    def submit(answers):
-        return stores.submit("edit-race-1", assess.score_one(ins, answers), answers, id_number=ID, assessed_on=RECENT,
-                             assessors=["A1", "A2"], organisation="测试评估中心", reason="first", user_id=1)
-
-    other: dict = {}
-
-    def second_send():
-        with app.test_request_context():
-            other["result"] = submit(edited)
-
-    with app.test_request_context():
-        store = stores.get_store()
-        add_prepared = store.add_prepared
-
-        def add_then_let_the_edit_run(prepared):
-            rid = add_prepared(prepared)
-            monkeypatch.setattr(store, "add_prepared", add_prepared)
-            racer = threading.Thread(target=second_send)
-            racer.start()
-            racer.join(1.0)
-            other["thread"] = racer
-            return rid
-
-        monkeypatch.setattr(store, "add_prepared", add_then_let_the_edit_run)
-        rid, stored = submit(ANSWERS)
-    other["thread"].join(30)
-    assert stored and other["result"] == (rid, False)
+    (rid, stored), second = _race(app, monkeypatch, lambda: _submit("edit-race-1", ANSWERS),
+                                  lambda: _submit("edit-race-1", edited))
+    assert stored and second == (rid, False)
     with app.test_request_context():
         store = stores.get_store()
         with store.engine.connect() as conn:
