@@ -172,8 +172,8 @@ class RejectsWriter(_Aside):
             self._writer = pq.ParquetWriter(str(self.tmp), _REJECT_SCHEMA)
             self._file = None
         else:
-            # The BOM written by hand: "utf-8-sig" would encode every line through its Python-level
-            # incremental encoder, "utf-8" through the C one (a tenth of a province run's main thread).
+            # The BOM written by hand: "utf-8-sig" encodes every line through its Python-level
+            # incremental encoder, "utf-8" through the C one (the same bytes).
             self._file = open(self.tmp, "w", encoding="utf-8", newline="")
             self._file.write("\ufeff")
             self._csv = csv.writer(self._file)

@@ -1,4 +1,5 @@
 """Helpers shared by the screening tests."""
+import csv
 import datetime as dt
 
 from assess import idnumber
@@ -21,3 +22,12 @@ def good_row(ins, n=0, **over):
                 "A.2.14.4": "0", "A.2.14.5": "0"})
     row.update(over)
     return row
+
+
+def write_rows(path, rows):
+    """A UTF-8 CSV file with one column per key of the rows (ids as the header), as given."""
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return path

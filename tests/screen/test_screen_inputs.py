@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from assess import demo_data
 from assess.cli import main
 from assess.screen import screen
-from screen_helpers import AS_OF, good_row
+from screen_helpers import AS_OF, good_row, write_rows
 
 # Which code a demo fault must produce (under_60 is a warning, the row is still scored).
 EXPECTED = {"bad_code": "RESP_002", "missing_item": "RESP_003", "non_numeric": "ROW_009", "id_malformed": "ROW_001",
@@ -128,14 +128,7 @@ def test_screen_command_keeps_freed_memory_on_glibc():
 
 
 def _csv_with_names(tmp_path, ins, names):
-    import csv
-    rows = [good_row(ins, n, **{"A.2.1": name}) for n, name in enumerate(names)]
-    path = tmp_path / "in.csv"
-    with open(path, "w", encoding="utf-8", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    return path
+    return write_rows(tmp_path / "in.csv", [good_row(ins, n, **{"A.2.1": name}) for n, name in enumerate(names)])
 
 
 @pytest.mark.parametrize("batch_rows", [7, 60, 262_144])

@@ -108,19 +108,14 @@ def test_a_parquet_column_of_nulls_is_rejected_not_a_crash(tmp_path):
 
 def test_an_instrument_without_bands_is_screened(tmp_path):
     """Lawton IADL has a total and no bands (no level): its scores are still counted."""
-    import csv
     from _support import random_valid_answers
-    from screen_helpers import AS_OF, person_id
+    from screen_helpers import AS_OF, person_id, write_rows
     ins = assess.load_instrument("lawton-1969")
     assert not ins.bands
     rng = random.Random(3)
     rows = [{"A.2.8": person_id(seq=f"{2 * n + 1:03d}"), "region": "110105",
              **{k: str(v) for k, v in random_valid_answers(ins, rng).items()}} for n in range(20)]
-    src = tmp_path / "in.csv"
-    with open(src, "w", encoding="utf-8", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    src = write_rows(tmp_path / "in.csv", rows)
     s = run.screen(src, "lawton-1969", tmp_path / "out.parquet", as_of=AS_OF)
     assert (s.stats.scored, s.stats.rejected) == (20, 0)
     total = pq.read_table(tmp_path / "out.parquet").column(ins.level_score).to_pylist()
@@ -130,18 +125,13 @@ def test_an_instrument_without_bands_is_screened(tmp_path):
 def test_rows_without_a_level_are_counted_apart(tmp_path):
     """Katz under the Hartford convention leaves totals 3 and 5 unlabelled (reference §1.2): such
     rows are scored with no level, and the summary counts them apart, not as level 0."""
-    import csv
-    from screen_helpers import AS_OF, person_id
+    from screen_helpers import AS_OF, person_id, write_rows
     ins = assess.load_instrument("katz-1963").with_settings({"band_set": "hartford"})
     items = [i.id for i in ins.items]
     totals = [6, 5, 4, 3, 2, 5]       # independent activities per row (1 = independent)
     rows = [{"A.2.8": person_id(seq=f"{2 * n + 1:03d}"), "region": "110105",
              **{q: "1" if k < t else "0" for k, q in enumerate(items)}} for n, t in enumerate(totals)]
-    src = tmp_path / "in.csv"
-    with open(src, "w", encoding="utf-8", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    src = write_rows(tmp_path / "in.csv", rows)
     s = run.screen(src, "katz-1963", tmp_path / "out.parquet", settings={"band_set": "hartford"}, as_of=AS_OF,
                    report=tmp_path / "report.html")
     st = s.stats
