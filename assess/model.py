@@ -340,4 +340,13 @@ class Instrument:
                 for s in self.settings.values()]
 
     def __hash__(self):
-        return hash((self.id, self.version, self.definition_hash, tuple(sorted(self.setting_values.items()))))
+        # Kept once worked out: instruments key many caches, some looked up per rejected row.
+        h = self.__dict__.get("_hash")
+        if h is None:
+            h = hash((self.id, self.version, self.definition_hash, tuple(sorted(self.setting_values.items()))))
+            object.__setattr__(self, "_hash", h)
+        return h
+
+    def __getstate__(self):
+        # A str hash differs from process to process: another process works out its own.
+        return {k: v for k, v in self.__dict__.items() if k != "_hash"}

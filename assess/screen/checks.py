@@ -386,6 +386,7 @@ class ProblemNamer:
 
     _DIRTY, _ABSENT = object(), object()
     _MEMO_TYPES = (str, int)    # cells equal only to cells read alike (a bool is not an int here: 1 == True)
+    _DISTINCT_TYPES = frozenset((str, int, type(None)))   # columns of these alone: _by_distinct
 
     def __init__(self, ins: m.Instrument):
         self.ins = ins
@@ -403,9 +404,13 @@ class ProblemNamer:
         given: list[dict] = [{} for _ in range(n)]
         for q in self.questions:
             cells = columns.get(q.id)
+            cells = cells if cells is not None else [None] * n
             keep = q.id in self.read_by_conditions
+            if set(map(type, cells)) <= self._DISTINCT_TYPES:
+                self._by_distinct(q, cells, keep, dirty, given)
+                continue
             memo: dict = {}
-            for r, raw in enumerate(cells if cells is not None else [None] * n):
+            for r, raw in enumerate(cells):
                 if type(raw) in self._MEMO_TYPES:
                     value = memo.get(raw, memo)
                     if value is memo:
@@ -427,6 +432,20 @@ class ProblemNamer:
                 _reference.read_answer(self.ins, q, raw(q.id), where, given[r], problems, missing)
             named.append(_after_reading(self.ins, given[r], problems, missing, raw, int(line), self.order))
         return named
+
+    def _by_distinct(self, q, cells: list, keep: bool, dirty: list, given: list) -> None:
+        """The loop of :meth:`name` for a column of text, integers and blanks: each distinct cell is
+        read once, and rows are visited only where a cell is dirty or a condition reads the field."""
+        values = {raw: self._clean(q, raw) for raw in set(cells)}
+        bad = {raw for raw, v in values.items() if v is self._DIRTY}
+        if bad:
+            for r in [r for r, raw in enumerate(cells) if raw in bad]:
+                dirty[r].append(q)
+        if keep:
+            for r, raw in enumerate(cells):
+                value = values[raw]
+                if value is not self._DIRTY and value is not self._ABSENT:
+                    given[r][q.id] = value
 
     def _clean(self, q, raw):
         """What reading ``raw`` gives when it finds nothing wrong: the value, or _ABSENT (an optional
