@@ -99,18 +99,35 @@ def score_table(ins: m.Instrument, table, kernel=None, threads: int | None = Non
     return out
 
 
+def _ok_rows_complete(ins: m.Instrument) -> bool:
+    """Whether every ok row has every domain and derived score: every item is required, and no
+    score is one that a case list or a table may leave null on an ok row (e.g. MZ/T 039
+    overlap_resolution = reject)."""
+    return all(i.required for i in ins.items) and not any(s.kind in ("cases", "matrix") for s in ins.scores)
+
+
+def never_null_when_ok(ins: m.Instrument) -> frozenset:
+    """Output columns that hold a value in every ok row: besides the rule columns and status, the
+    scores when :func:`_ok_rows_complete`, and the levels too when the band set in force leaves no
+    total unclassified (bands cover every reachable total, checked on load)."""
+    names = [f.name for f in output_schema(ins) if not f.nullable]
+    if _ok_rows_complete(ins):
+        names += [d.id for d in ins.domains] + [s.id for s in ins.scores]
+        if not ins.unclassified:
+            names += ["level_initial", "level"]
+    return frozenset(names)
+
+
 def to_arrow(ins: m.Instrument, raw: dict) -> pa.Table:
     """Build the output table from a backend's raw arrays.
 
     Scores and levels are null only where something is missing or not allowed, so when every row
-    is ok and every item required (the common case in a clean file) no null masks are built.
+    is ok and the instrument leaves no score of an ok row null (the common case in a clean file)
+    no null masks are built.
     """
     schema = output_schema(ins)
     null = _reference.NULL_SCORE
-    clean = not raw["status"].any() and all(i.required for i in ins.items)
-    # Scores a case list or a table may leave null on an ok row (e.g. MZ/T 039 overlap_resolution
-    # = reject), and a level that follows them, always get masks.
-    clean = clean and not any(s.kind in ("cases", "matrix") for s in ins.scores)
+    clean = not raw["status"].any() and _ok_rows_complete(ins)
 
     def column(v, typ, is_null):
         return pa.array(v, typ) if clean else pa.array(v, typ, mask=is_null(v))

@@ -259,12 +259,13 @@ def _dup_code():
 
 
 def _never_null(ins, coded) -> frozenset:
-    """OUT columns that no scored row leaves empty: the line, the rule columns and status, and the
-    integer-coded questions that are required without condition (a scored row answered them)."""
-    from ..batch import output_schema
+    """OUT columns that no scored row leaves empty: the line, the integer-coded questions that are
+    required without condition (a scored row answered them), and the scorer's columns that every
+    ok row fills (batch.never_null_when_ok)."""
+    from ..batch import never_null_when_ok
     answered = [q.id for q in (*ins.items, *ins.fields) if q.id in coded and q.required
                 and q.required_unless is None and getattr(q, "skip_when", None) is None]
-    return frozenset(["source_line", *(f.name for f in output_schema(ins) if not f.nullable), *answered])
+    return frozenset(["source_line", *never_null_when_ok(ins), *answered])
 
 
 def _out_schema(ins, cols, coded, source) -> pa.Schema:

@@ -9,12 +9,13 @@ import random
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401 (pa.compute)
 import pyarrow.parquet as pq
 import pytest
 
 import assess
 from _support import instrument_files, load_file
-from assess import _reference
+from assess import _reference, batch
 from assess.screen import checks, run
 from assess.screen.codes import int_coded
 from assess.screen.writer import TableWriter
@@ -54,6 +55,36 @@ def test_required_out_columns_hold_a_value_in_every_scored_row(path):
             scored += 1
             assert all(not _reference.is_missing(answers.get(q)) for q in questions), answers
     assert scored or not questions      # the check saw scored rows whenever it had columns to check
+
+
+def _single_setting_changes(ins):
+    """The settings in force, and each setting's other values one at a time."""
+    yield {}
+    for name, setting in ins.settings.items():
+        if setting.kind == "table":
+            continue
+        for value in setting.values:
+            if value != ins.setting_values.get(name):
+                yield {name: value}
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_scores_and_levels_declared_required_are_filled_in_every_ok_row(path):
+    """Scores and levels join OUT's required columns only when the instrument fills them in every
+    ok row (batch.never_null_when_ok); checked on the scorer's own output, under every setting."""
+    base = load_file(path)
+    for change in _single_setting_changes(base):
+        ins = base.with_settings(change) if change else base
+        declared = run._never_null(ins, int_coded(ins)) - set(ins._questions) - {"source_line"}
+        rows = _rows(ins, random.Random(f"{path.stem}{change}"), 300)
+        table = pa.Table.from_pylist([{q: r.get(q) for q in ins._questions} for r in rows])
+        out = assess.score(ins, table)
+        ok = out.filter(pa.compute.equal(out.column("status"), "ok"))
+        assert ok.num_rows, change
+        for name in declared:
+            assert ok.column(name).null_count == 0, (change, name)
+        if ins.unclassified or not batch._ok_rows_complete(ins):
+            assert "level" not in declared, change
 
 
 def test_a_null_in_a_required_column_stops_the_write(tmp_path):
