@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import _columns, _reference
 from . import model as m
@@ -137,10 +138,11 @@ def to_arrow(ins: m.Instrument, raw: dict) -> pa.Table:
     # A band set may leave ok totals unclassified (level null, status ok): then levels need masks.
     cols += [pa.array(raw[name], pa.int8()) if clean and not ins.unclassified
              else pa.array(raw[name], pa.int8(), mask=raw[name] < 0) for name in ("level_initial", "level")]
-    rules = raw["rules"]
-    cols.append(pa.array(rules, pa.uint32()))
-    for i in range(len(ins.rules)):
-        cols.append(pa.array((rules >> np.uint32(i)) & np.uint32(1) == 1, pa.bool_()))
+    rules = pa.array(raw["rules"], pa.uint32())
+    cols.append(rules)
+    zero = pa.scalar(0, pa.uint32())
+    for i in range(len(ins.rules)):   # Arrow's kernels write the bits directly (numpy: a bool per row, then packed)
+        cols.append(pc.not_equal(pc.bit_wise_and(rules, pa.scalar(1 << i, pa.uint32())), zero))
     for j in range(len(ins.categories)):
         v = raw["categories"][:, j]
         cols.append(pa.array(v, pa.int8(), mask=v < 0))
