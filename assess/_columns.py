@@ -23,7 +23,7 @@ K_ABSENT, K_INT8, K_INT16, K_INT32, K_INT64, K_UINT8, K_UINT16, K_UINT32, K_FLOA
 _KINDS = {pa.int8(): K_INT8, pa.int16(): K_INT16, pa.int32(): K_INT32, pa.int64(): K_INT64,
           pa.uint8(): K_UINT8, pa.uint16(): K_UINT16, pa.uint32(): K_UINT32,
           pa.float64(): K_FLOAT64, pa.float32(): K_FLOAT32}
-MISSING, BAD = -1, -2
+MISSING, BAD, SLOW_TEXT = -1, -2, -3   # SLOW_TEXT: kernels/score.pyx text_codes
 
 
 class Inputs:
@@ -31,6 +31,7 @@ class Inputs:
 
     def __init__(self, kernel, plan: Plan, batch: pa.RecordBatch, threads: int = 1):
         n_q = len(plan.questions)
+        self.kernel = kernel
         self.keep: list = []
         self.col_ptr = np.zeros(n_q, np.uint64)
         self.col_kind = np.zeros(n_q, np.int8)
@@ -66,7 +67,7 @@ class Inputs:
             col = col.cast(col.type.value_type)
         if pa.types.is_dictionary(col.type):
             # Map the few distinct values once, then look every cell up by its dictionary index.
-            mapped = _map_other(plan, q, col.dictionary)
+            mapped = _map_other(plan, q, col.dictionary, self.kernel)
             indices = col.indices.fill_null(0).to_numpy(zero_copy_only=False)
             out = mapped[indices] if len(mapped) else np.full(len(col), MISSING, np.int16)
             if col.null_count:
@@ -80,7 +81,7 @@ class Inputs:
                 pass
         kind = _KINDS.get(col.type)
         if kind is None:
-            self._index(q, _map_other(plan, q, col))
+            self._index(q, _map_other(plan, q, col, self.kernel))
             return
         validity, data = col.buffers()[:2]
         width = col.type.bit_width // 8
@@ -92,14 +93,22 @@ class Inputs:
             self.valid_off[q] = col.offset
 
 
-def _map_other(plan: Plan, q: int, col: pa.Array) -> np.ndarray:
+def _map_other(plan: Plan, q: int, col: pa.Array, kernel=None) -> np.ndarray:
     """Option indexes of a text (or other non-numeric) column, as ``_reference.code_key`` reads it."""
     n = len(col)
     out = np.full(n, BAD, np.int16)
     if pa.types.is_null(col.type):
         return np.full(n, MISSING, np.int16)
     if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
-        text = pc.utf8_trim_whitespace(col.cast(pa.string()))
+        col = col.cast(pa.string())
+        if kernel is not None and hasattr(kernel, "text_codes") and len(col):   # (an older build has none)
+            # The compiled loop reads the cells of printable ASCII; pyarrow's functions the rest.
+            out = _text_codes(kernel, plan.keys[q], col)
+            slow = np.flatnonzero(out == SLOW_TEXT)
+            if slow.size:
+                out[slow] = _map_other(plan, q, col.take(slow))
+            return out
+        text = pc.utf8_trim_whitespace(col)
         idx = pc.index_in(text, value_set=pa.array(plan.keys[q], pa.string()))
         out = idx.fill_null(BAD).to_numpy(zero_copy_only=False).astype(np.int16)
         missing = pc.or_kleene(pc.is_null(text), pc.equal(text, "")).fill_null(True)
@@ -107,6 +116,20 @@ def _map_other(plan: Plan, q: int, col: pa.Array) -> np.ndarray:
         return out
     # Booleans and anything else: every value is malformed, nulls are missing.
     out[col.is_null().to_numpy(zero_copy_only=False)] = MISSING
+    return out
+
+
+def _text_codes(kernel, keys, col: pa.Array) -> np.ndarray:
+    validity, offsets, data = col.buffers()
+    n = len(col)
+    blob = [k.encode("utf-8") for k in keys]
+    out = np.empty(n, np.int16)
+    kernel.text_codes(np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8),
+                      np.frombuffer(offsets, np.int32, count=col.offset + n + 1)[col.offset:],
+                      np.frombuffer(validity, np.uint8) if validity is not None and col.null_count
+                      else np.zeros(0, np.uint8), col.offset,
+                      np.frombuffer(b"".join(blob), np.uint8) if any(blob) else np.zeros(0, np.uint8),
+                      np.cumsum([0] + [len(k) for k in blob], dtype=np.int32), out)
     return out
 
 

@@ -21,3 +21,8 @@ def icd10_cells(data: npt.NDArray[np.uint8], offsets: npt.NDArray[np.int32], val
                 valid_off: int, n: int, required: bool, categories: npt.NDArray[np.uint8],
                 state: npt.NDArray[np.int16], flags: npt.NDArray[np.uint8], start: int = 0, stop: int = -1) -> None:
     """Read ICD-10 diagnosis cells of an Arrow string array into a state and per-condition flags."""
+
+def text_codes(data: npt.NDArray[np.uint8], offsets: npt.NDArray[np.int32], valid: npt.NDArray[np.uint8],
+               valid_off: int, keys: npt.NDArray[np.uint8], key_offsets: npt.NDArray[np.int32],
+               out: npt.NDArray[np.int16]) -> int:
+    """Option indexes of a text answer column (-3 for cells pyarrow's trim must judge); returns their count."""

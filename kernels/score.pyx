@@ -1040,3 +1040,57 @@ def icd10_cells(const uint8_t[::1] data, offsets, const uint8_t[::1] valid, Py_s
             if bad or only_space:
                 for f in range(n_flags):
                     flags[f, row] = 0
+
+
+cdef enum:
+    SLOW_CELL = -3      # text_codes: a byte outside printable ASCII, judged by pyarrow's functions
+
+
+def text_codes(const uint8_t[::1] data, const int32_t[::1] offsets, const uint8_t[::1] valid, Py_ssize_t valid_off,
+               const uint8_t[::1] keys, const int32_t[::1] key_offsets, int16_t[::1] out):
+    """Option indexes of a text answer column (an Arrow string array: data, int32 offsets already
+    shifted to the array's offset, validity bitmap or empty): the index of the first key equal to
+    the cell without the spaces around it, MISSING for a null or blank cell, BAD for any other.
+    A cell with a byte outside printable ASCII gets SLOW_CELL (-3): its white space is Unicode's,
+    which pyarrow's trim knows. Returns the number of such cells."""
+    cdef Py_ssize_t n = out.shape[0], nk = key_offsets.shape[0] - 1, i, k, a, b, j, slow = 0
+    cdef bint has_valid = valid.shape[0] > 0, plain
+    cdef const uint8_t* s = &data[0] if data.shape[0] else NULL
+    cdef const uint8_t* kb = &keys[0] if keys.shape[0] else NULL
+    cdef int16_t found
+    if offsets.shape[0] < n + 1:
+        raise ValueError("offsets do not match the column")
+    with nogil:
+        for i in range(n):
+            if has_valid and not (valid[(valid_off + i) >> 3] >> ((valid_off + i) & 7)) & 1:
+                out[i] = MISSING
+                continue
+            a = offsets[i]
+            b = offsets[i + 1]
+            plain = True
+            for j in range(a, b):
+                if s[j] < 32 or s[j] > 126:
+                    plain = False
+                    break
+            if not plain:
+                out[i] = SLOW_CELL
+                slow += 1
+                continue
+            while a < b and s[a] == 32:
+                a += 1
+            while b > a and s[b - 1] == 32:
+                b -= 1
+            if a == b:
+                out[i] = MISSING
+                continue
+            found = BAD
+            for k in range(nk):
+                if key_offsets[k + 1] - key_offsets[k] == b - a:   # keys are a few bytes: no call to memcmp
+                    j = 0
+                    while j < b - a and kb[key_offsets[k] + j] == s[a + j]:
+                        j += 1
+                    if j == b - a:
+                        found = <int16_t>k
+                        break
+            out[i] = found
+    return slow

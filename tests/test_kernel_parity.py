@@ -219,6 +219,21 @@ def test_large_multi_chunk_batch_crosses_kernel_chunks(gbt, seed):
         assert np.array_equal(raw_ref[key], raw_ker[key][65_000:]), key
 
 
+def test_text_codes_with_odd_white_space_and_offsets(gbt, seed):
+    """Text codes as files write them: spaces, tabs and Unicode white space around a code, full-width
+    and upper-case look-alikes, nulls, in sliced arrays. The compiled loop reads printable ASCII
+    and leaves the rest to pyarrow's trim; the reference reads every cell itself."""
+    pool = [" 1a ", "1a", "0b", "\t1", "１", "2 ", None, "", "  ", "x", "1\u3000", "\u00a01b", "0 b", "1A", "01",
+            "1b\r", "  0a", "0", "中", "9"]
+    rng = np.random.default_rng(seed)
+    cols = random_columns(gbt, 3000, rng, bad_share=0.0, missing_share=0.0)
+    table = _as_arrow(cols, "int64")
+    cells = pa.array([pool[k] for k in rng.integers(0, len(pool), table.num_rows)], pa.string())
+    table = table.set_column(table.schema.get_field_index("B.3.9"), "B.3.9", cells)
+    for start in (0, 3, 8, 1001):
+        assert_same(gbt, table.slice(start, 1500))
+
+
 def test_dictionary_of_integers(gbt, seed):
     cols = random_columns(gbt, 500, np.random.default_rng(seed))
     table = _as_arrow(cols, "int64")
