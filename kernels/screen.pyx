@@ -333,11 +333,15 @@ def check_ids(const uint8_t[::1] data, const int32_t[::1] offsets, const uint8_t
                 reason[i] = MISSING
                 continue
             digits = True
-            for j in range(min(b - a, 17)):
+            s = 0
+            kk = 0
+            for j in range(min(b - a, 17)):   # the body digits, with the check sum and the key on the way
                 c = data[a + j]
                 if c < 48 or c > 57:
                     digits = False
                     break
+                s += (c - 48) * WEIGHTS[j]
+                kk = kk * 10 + c - 48
             if b - a == 15 and digits:
                 reason[i] = LEGACY_15
                 continue
@@ -355,11 +359,6 @@ def check_ids(const uint8_t[::1] data, const int32_t[::1] offsets, const uint8_t
             if days > as_of_days:
                 reason[i] = FUTURE_DATE
                 continue
-            s = 0
-            kk = 0
-            for j in range(17):
-                s += (data[a + j] - 48) * WEIGHTS[j]
-                kk = kk * 10 + data[a + j] - 48
             if last == 120:
                 last = 88
             if <uint8_t>CHECK_CHARS[s % 11] != last:
