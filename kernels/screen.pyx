@@ -700,3 +700,21 @@ def copy_text_runs(const uint8_t[::1] data, const int32_t[::1] offsets, uint8_t[
                 j += 1
             pos += b - a
     return pos
+
+
+ctypedef fused small_int_t:
+    int8_t
+    int32_t
+
+
+def add_counts(const small_int_t[::1] values, int64_t[::1] counts):
+    """counts[v] += 1 for each value, values below 0 counted at 0 and above the last slot at the
+    last (the screening summary's score distributions), without numpy's copy to intp."""
+    cdef Py_ssize_t i, n = values.shape[0], top = counts.shape[0] - 1
+    cdef int64_t v
+    if top < 0:
+        return
+    with nogil:
+        for i in range(n):
+            v = values[i]
+            counts[0 if v < 0 else (top if v > top else v)] += 1

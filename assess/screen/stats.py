@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .. import idnumber
 from .. import model as m
 from .columns import REGION
 
@@ -110,6 +111,10 @@ def _ints(col) -> np.ndarray:
 
 def _clipped_counts(v: np.ndarray, size: int) -> np.ndarray:
     """``np.bincount(np.clip(v, 0, size - 1), minlength=size)`` without copying v when v >= 0."""
+    if idnumber._screen is not None and v.dtype in (np.int8, np.int32) and v.flags.c_contiguous:
+        counts = np.zeros(size, np.int64)
+        idnumber._screen.add_counts(v, counts)
+        return counts
     if v.size and v.min() < 0:
         v = np.maximum(v, 0)
     counts = np.bincount(v, minlength=size)

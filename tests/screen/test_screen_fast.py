@@ -230,3 +230,5 @@ def test_score_counts_equal_counts_of_clipped_scores(seed=4):
             assert np.array_equal(_clipped_counts(np.abs(v), size),
                                   np.bincount(np.clip(np.abs(v).astype(np.int64), 0, size - 1), minlength=size))
     assert np.array_equal(_clipped_counts(np.zeros(0, np.int32), 3), [0, 0, 0])
+    strided = rng.integers(-3, 40, 5000).astype(np.int32)[::3]     # a view the compiled count does not take
+    assert np.array_equal(_clipped_counts(strided, 10), np.bincount(np.clip(strided, 0, 9), minlength=10))
