@@ -101,10 +101,13 @@ def score_table(ins: m.Instrument, table, kernel=None, threads: int | None = Non
 
 
 def _ok_rows_complete(ins: m.Instrument) -> bool:
-    """Whether every ok row has every domain and derived score: every item is required, and no
-    score is one that a case list or a table may leave null on an ok row (e.g. MZ/T 039
-    overlap_resolution = reject)."""
-    return all(i.required for i in ins.items) and not any(s.kind in ("cases", "matrix") for s in ins.scores)
+    """Whether every ok row has every domain and derived score: every item is required, no score
+    reads a field (a weighted score may, and an optional field left blank makes it null on an ok
+    row), and no score is one that a case list or a table may leave null on an ok row (e.g. MZ/T
+    039 overlap_resolution = reject)."""
+    fields = {f.id for f in ins.fields}
+    return (all(i.required for i in ins.items)
+            and not any(s.kind in ("cases", "matrix") or fields.intersection(s.sum) for s in ins.scores))
 
 
 def never_null_when_ok(ins: m.Instrument) -> frozenset:
@@ -123,8 +126,8 @@ def to_arrow(ins: m.Instrument, raw: dict) -> pa.Table:
     """Build the output table from a backend's raw arrays.
 
     Scores and levels are null only where something is missing or not allowed, so when every row
-    is ok and the instrument leaves no score of an ok row null (the common case in a clean file)
-    no null masks are built.
+    is ok and :func:`_ok_rows_complete` holds (the common case in a clean file) no null masks are
+    built.
     """
     schema = output_schema(ins)
     null = _reference.NULL_SCORE

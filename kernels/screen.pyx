@@ -291,7 +291,7 @@ def parse_csv(const uint8_t[::1] data, const int8_t[::1] kind, const int32_t[::1
     of each code column, then the empty cells of each text column. Returns the number of rows;
     -1 when the data hold a quote or a carriage return, or a line with another number of cells
     than ``kind`` has: such data go to pyarrow; -2 when the data hold more lines than ``starts``
-    has room for."""
+    has room for. After -1 or -2 the arrays' contents are undefined."""
     cdef Py_ssize_t r
     cdef int8_t* tile = <int8_t*>malloc(TILE * max(value.shape[0], 1))
     if tile == NULL:

@@ -14,7 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import assess
-from _support import instrument_files, load_file
+import yaml
+from _support import INSTRUMENTS_DIR, instrument_files, load_file, read_yaml
 from assess import _reference, batch
 from assess.screen import checks, run
 from assess.screen.codes import int_coded
@@ -83,8 +84,25 @@ def test_scores_and_levels_declared_required_are_filled_in_every_ok_row(path):
         assert ok.num_rows, change
         for name in declared:
             assert ok.column(name).null_count == 0, (change, name)
-        if ins.unclassified or not batch._ok_rows_complete(ins):
-            assert "level" not in declared, change
+
+
+def test_a_weighted_score_of_an_optional_field_stays_nullable(tmp_path):
+    """A weighted score may read a field; left blank on an ok row, the score is null there, so it
+    is not declared required, the run writes the row, and a batch of ok rows still gets masks."""
+    raw = read_yaml(next((INSTRUMENTS_DIR / "phq9").glob("*.yaml")))
+    raw["fields"] = list(raw.get("fields", [])) + [
+        {"id": "visits", "label": {"zh": "就诊次数", "en": "visits"}, "type": "integer", "min": 0, "max": 9,
+         "required": False}]
+    raw["scores"] = list(raw["scores"]) + [
+        {"id": "vw", "label": {"zh": "就诊加权", "en": "visits weighted"}, "clause": "test",
+         "weighted": [{"of": "visits", "weight": 2}]}]
+    path = tmp_path / "phq9x.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    ins = assess.load_path(path)
+    assert not batch._ok_rows_complete(ins) and "vw" not in run._never_null(ins, int_coded(ins))
+    items = {i.id: pa.array([1, 2], pa.int8()) for i in ins.items}
+    out = assess.score(ins, pa.table({**items, "visits": pa.array([None, 3], pa.int8())}))
+    assert out.column("status").to_pylist() == ["ok", "ok"] and out.column("vw").to_pylist() == [None, 6]
 
 
 def test_a_null_in_a_required_column_stops_the_write(tmp_path):
