@@ -1,11 +1,12 @@
 """Arrow columns → kernel inputs, without copying integer columns.
 
 Integer and float columns are handed to the kernel as they are (data pointer, dtype, Arrow
-validity bitmap). Only text columns are mapped here, with pyarrow compute, to int16 option
-indexes: option codes written as text ("4", "0b"), and ICD-10 diagnosis cells, which become a
-state column (answered / missing / malformed) plus one flag column per ``icd10_in`` condition.
-The mapping reproduces ``_reference.read_answers`` exactly; ICD-10 cells are read by the kernel's
-own scanner (``icd10_cells``), which implements the grammar of ``assess.icd10`` by hand.
+validity bitmap). Only text columns are mapped here, to int16 option indexes: option codes
+written as text ("4", "0b"), by the kernel's ``text_codes`` where a cell is printable ASCII and by
+pyarrow compute otherwise, and ICD-10 diagnosis cells, which become a state column (answered /
+missing / malformed) plus one flag column per ``icd10_in`` condition. The mapping reproduces
+``_reference.read_answers`` exactly; ICD-10 cells are read by the kernel's own scanner
+(``icd10_cells``), which implements the grammar of ``assess.icd10`` by hand.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import pyarrow.compute as pc
 
 from . import icd10
 from ._plan import Plan
+from .idnumber import string_buffers
 
 K_ABSENT, K_INT8, K_INT16, K_INT32, K_INT64, K_UINT8, K_UINT16, K_UINT32, K_FLOAT64, K_INDEX, K_FLOAT32 = range(11)
 _KINDS = {pa.int8(): K_INT8, pa.int16(): K_INT16, pa.int32(): K_INT32, pa.int64(): K_INT64,
@@ -120,14 +122,9 @@ def _map_other(plan: Plan, q: int, col: pa.Array, kernel=None) -> np.ndarray:
 
 
 def _text_codes(kernel, keys, col: pa.Array) -> np.ndarray:
-    validity, offsets, data = col.buffers()
-    n = len(col)
     blob = [k.encode("utf-8") for k in keys]
-    out = np.empty(n, np.int16)
-    kernel.text_codes(np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8),
-                      np.frombuffer(offsets, np.int32, count=col.offset + n + 1)[col.offset:],
-                      np.frombuffer(validity, np.uint8) if validity is not None and col.null_count
-                      else np.zeros(0, np.uint8), col.offset,
+    out = np.empty(len(col), np.int16)
+    kernel.text_codes(*string_buffers(col),
                       np.frombuffer(b"".join(blob), np.uint8) if any(blob) else np.zeros(0, np.uint8),
                       np.cumsum([0] + [len(k) for k in blob], dtype=np.int32), out)
     return out
@@ -169,12 +166,7 @@ def _icd10(kernel, col: pa.Array, required: bool, ranges_per_flag: list,
     if pa.types.is_null(col.type):
         state[:] = MISSING if required else 0
     elif pa.types.is_string(col.type):
-        validity, offsets, data = col.buffers()
-        offs = np.frombuffer(offsets, np.int32, count=col.offset + n + 1)[col.offset:]
-        args = (np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8), offs,
-                np.frombuffer(validity, np.uint8) if validity is not None and col.null_count
-                else np.zeros(0, np.uint8),
-                col.offset, n, required, _categories(ranges_per_flag), state, flags)
+        args = (*string_buffers(col), n, required, _categories(ranges_per_flag), state, flags)
         _split(lambda a, b: kernel.icd10_cells(*args, a, b), n, threads)
     else:
         # Lists of codes (or anything else): rare in files, read exactly as the reference does.
