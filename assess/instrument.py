@@ -231,6 +231,11 @@ def _schema_detail(err: jsonschema.ValidationError) -> str:
         # Report the branch that got furthest instead of "is not valid under any of the given schemas".
         best = max(err.context, key=lambda e: (len(e.absolute_path), -len(e.message)))
         return best.message
+    if err.validator in ("maxItems", "minItems"):
+        # jsonschema's own message quotes the whole list.
+        bound = "at most" if err.validator == "maxItems" else "at least"
+        why = err.schema.get("description")
+        return f"{len(err.instance)} entries, {bound} {err.validator_value} allowed" + (f": {why}" if why else "")
     return err.message
 
 

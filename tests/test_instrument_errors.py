@@ -199,3 +199,16 @@ def test_load_path_sees_edits(tmp_path):
                     encoding="utf-8")
     with pytest.raises(assess.InstrumentError):
         assess.load_path(path)
+
+
+def test_more_rules_than_the_rule_mask_holds(tmp_path):
+    """A result's rules column is a 32-bit mask: a 33rd rule is refused on load, said in a line."""
+    import yaml
+    raw = yaml.safe_load(GBT_FILE.read_text(encoding="utf-8"))
+    raw["rules"] = [dict(raw["rules"][0], id=f"R{k}") for k in range(33)]
+    path = tmp_path / "many.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(assess.InstrumentError) as info:
+        assess.load_path(path)
+    (p,) = info.value.problems
+    assert p.code is Code.INSTR_001 and "33 entries, at most 32 allowed" in p.message and len(p.message) < 300
