@@ -126,21 +126,21 @@ def to_arrow(ins: m.Instrument, raw: dict) -> pa.Table:
     """Build the output table from a backend's raw arrays.
 
     Scores and levels are null only where something is missing or not allowed, so when every row
-    is ok and :func:`_ok_rows_complete` holds (the common case in a clean file) no null masks are
-    built.
+    is ok the columns of :func:`never_null_when_ok` (the common case in a clean file) get no null
+    masks.
     """
     schema = output_schema(ins)
     null = _reference.NULL_SCORE
-    clean = not raw["status"].any() and _ok_rows_complete(ins)
+    all_ok = not raw["status"].any()
+    filled = never_null_when_ok(ins) if all_ok else frozenset()
 
-    def column(v, typ, is_null):
-        return pa.array(v, typ) if clean else pa.array(v, typ, mask=is_null(v))
+    def column(name, v, typ, is_null):
+        return pa.array(v, typ) if name in filled else pa.array(v, typ, mask=is_null(v))
 
-    cols = [column(raw["domains"][:, j], pa.int32(), lambda v: v == null) for j in range(len(ins.domains))]
-    cols += [column(raw["scores"][:, j], pa.int32(), lambda v: v == null) for j in range(len(ins.scores))]
+    cols = [column(d.id, raw["domains"][:, j], pa.int32(), lambda v: v == null) for j, d in enumerate(ins.domains)]
+    cols += [column(s.id, raw["scores"][:, j], pa.int32(), lambda v: v == null) for j, s in enumerate(ins.scores)]
     # A band set may leave ok totals unclassified (level null, status ok): then levels need masks.
-    cols += [pa.array(raw[name], pa.int8()) if clean and not ins.unclassified
-             else pa.array(raw[name], pa.int8(), mask=raw[name] < 0) for name in ("level_initial", "level")]
+    cols += [column(name, raw[name], pa.int8(), lambda v: v < 0) for name in ("level_initial", "level")]
     rules = pa.array(raw["rules"], pa.uint32())
     cols.append(rules)
     zero = pa.scalar(0, pa.uint32())
@@ -152,7 +152,7 @@ def to_arrow(ins: m.Instrument, raw: dict) -> pa.Table:
     cols.append(pa.DictionaryArray.from_arrays(pa.array(raw["status"].view(np.int8)),
                                                pa.array(_reference.STATUS_NAMES)))
     err = raw["error_field"]
-    cols.append(pa.DictionaryArray.from_arrays(pa.nulls(len(err), pa.int16()) if clean   # ok rows: no field
+    cols.append(pa.DictionaryArray.from_arrays(pa.nulls(len(err), pa.int16()) if all_ok   # ok rows: no field
                                                else pa.array(err, pa.int16(), mask=err < 0),
                                                pa.array(list(ins._questions), pa.string())))
     return pa.Table.from_arrays(cols, schema=schema)

@@ -232,10 +232,10 @@ def _schema_detail(err: jsonschema.ValidationError) -> str:
         best = max(err.context, key=lambda e: (len(e.absolute_path), -len(e.message)))
         return best.message
     if err.validator in ("maxItems", "minItems"):
-        # jsonschema's own message quotes the whole list.
+        # jsonschema's own message quotes the whole list. A bound with a reason gives it in "$comment".
         bound = "at most" if err.validator == "maxItems" else "at least"
-        why = err.schema.get("description")
-        return f"{len(err.instance)} entries, {bound} {err.validator_value} allowed" + (f": {why}" if why else "")
+        why = err.schema.get("$comment")
+        return f"{len(err.instance)} entries, {bound} {err.validator_value} allowed" + (f" ({why})" if why else "")
     return err.message
 
 

@@ -1,8 +1,9 @@
 # cython: language_level=3
 """Byte-level checks for ``assess screen``, built into the private extension ``assess._screen``.
 
-Every function reads one Arrow string array through its three buffers (validity bitmap, int32
-offsets, UTF-8 data) and fills caller-owned numpy arrays; loops release the GIL and never raise.
+The checks read one Arrow string array through its three buffers (validity bitmap, int32
+offsets, UTF-8 data) and fill caller-owned numpy arrays; ``add_counts`` reads a numpy array of
+levels or scores, and ``parse_csv`` a CSV chunk. Loops release the GIL and never raise.
 Cells these loops do not decide alone (any byte outside printable ASCII, so a non-ASCII space, 年月日
 or a full-width digit) are marked ``SLOW`` and decided by the pure-Python code they stand in for,
 so the result is the same with or without this module (``assess.idnumber.check``,
@@ -146,7 +147,7 @@ def parse_codes(const uint8_t[::1] data, const int32_t[::1] offsets, const uint8
 
 
 cdef enum:
-    TILE = 64                # parse_csv: rows of codes gathered per column before they go to ``value``
+    TILE = 64                # parse_csv: rows of codes per column gathered before ``value`` (a power of two)
 
 cdef uint8_t STOP[256]      # parse_csv: 1 ends a cell (, and line feed), 2 ends a plain file (" and \r)
 STOP[:] = [0] * 256

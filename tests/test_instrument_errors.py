@@ -14,7 +14,7 @@ import pytest
 import assess
 from assess.errors import Code
 
-from _support import GBT_FILE
+from _support import GBT_FILE, read_yaml
 
 
 @dataclass
@@ -201,14 +201,25 @@ def test_load_path_sees_edits(tmp_path):
         assess.load_path(path)
 
 
-def test_more_rules_than_the_rule_mask_holds(tmp_path):
-    """A result's rules column is a 32-bit mask: a 33rd rule is refused on load, said in a line."""
+def _load_edited(tmp_path, edit):
     import yaml
-    raw = yaml.safe_load(GBT_FILE.read_text(encoding="utf-8"))
-    raw["rules"] = [dict(raw["rules"][0], id=f"R{k}") for k in range(33)]
-    path = tmp_path / "many.yaml"
+    raw = read_yaml(GBT_FILE)
+    edit(raw)
+    path = tmp_path / "edited.yaml"
     path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     with pytest.raises(assess.InstrumentError) as info:
         assess.load_path(path)
-    (p,) = info.value.problems
-    assert p.code is Code.INSTR_001 and "33 entries, at most 32 allowed" in p.message and len(p.message) < 300
+    return info.value.problems
+
+
+def test_more_rules_than_the_rule_mask_holds(tmp_path):
+    """A result's rules column is a 32-bit mask: a 33rd rule is refused on load, said in a line
+    with the reason, without quoting the 33 rules."""
+    (p,) = _load_edited(tmp_path, lambda raw: raw.update(rules=[dict(raw["rules"][0], id=f"R{k}") for k in range(33)]))
+    assert p.code is Code.INSTR_001 and "33 entries, at most 32 allowed (At most 32: a result's rules column" in p.message
+    assert "R0" not in p.message
+
+
+def test_a_list_below_its_minimum_says_the_count_and_no_other_reason(tmp_path):
+    (p,) = _load_edited(tmp_path, lambda raw: raw.update(items=[]))
+    assert p.code is Code.INSTR_001 and "items: 0 entries, at least 1 allowed. Fix" in p.message

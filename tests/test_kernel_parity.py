@@ -223,6 +223,7 @@ def test_text_codes_with_odd_white_space_and_offsets(gbt, seed):
     """Text codes as files write them: spaces, tabs and Unicode white space around a code, full-width
     and upper-case look-alikes, nulls, in sliced arrays. The compiled loop reads printable ASCII
     and leaves the rest to pyarrow's trim; the reference reads every cell itself."""
+    assert hasattr(kernel, "text_codes"), "a stale build: rebuild the kernel"
     pool = [" 1a ", "1a", "0b", "\t1", "１", "2 ", None, "", "  ", "x", "1\u3000", "\u00a01b", "0 b", "1A", "01",
             "1b\r", "  0a", "0", "中", "9"]
     rng = np.random.default_rng(seed)

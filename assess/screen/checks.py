@@ -386,7 +386,7 @@ class ProblemNamer:
 
     _DIRTY, _ABSENT = object(), object()
     _MEMO_TYPES = (str, int)    # cells equal only to cells read alike (a bool is not an int here: 1 == True)
-    _DISTINCT_TYPES = frozenset((str, int, type(None)))   # columns of these alone: _by_distinct
+    _DISTINCT_TYPES = frozenset((*_MEMO_TYPES, type(None)))   # columns of these alone: _by_distinct
 
     def __init__(self, ins: m.Instrument):
         self.ins = ins
@@ -435,7 +435,8 @@ class ProblemNamer:
 
     def _by_distinct(self, q, cells: list, keep: bool, dirty: list, given: list) -> None:
         """The loop of :meth:`name` for a column of text, integers and blanks: each distinct cell is
-        read once, and rows are visited only where a cell is dirty or a condition reads the field."""
+        read once; rows are looked at again, by a plain pass over the column, only to mark the dirty
+        ones (when there are any) and to keep values for the conditions that read the field."""
         values = {raw: self._clean(q, raw) for raw in set(cells)}
         bad = {raw for raw, v in values.items() if v is self._DIRTY}
         if bad:
