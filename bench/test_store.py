@@ -39,7 +39,8 @@ ROWS = int(os.environ.get("ASSESS_BENCH_ROWS", "200000"))
 CHECK = np.frombuffer(b"10X98765432", np.uint8)
 W = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2])
 POLICY = Path(__file__).resolve().parents[1] / "examples" / "recognition-policy.yaml"
-KW = dict(assessed_on="2025-03-01", assessors=["甲", "乙"], organisation="bench", reason="routine")
+# workers=None: as `assess store import` does (two worker processes from 1 M rows on).
+KW = dict(assessed_on="2025-03-01", assessors=["甲", "乙"], organisation="bench", reason="routine", workers=None)
 
 
 def id_numbers(n: int) -> np.ndarray:

@@ -66,8 +66,9 @@ def init_cmd(ctx, as_json):
 @click.option("--version", default=None, help="Instrument version the screening used (default newest).")
 @click.option("--set", "pairs", multiple=True, metavar="NAME=VALUE", help="A setting the screening used.")
 @click.option("--batch-size", default=100_000, show_default=True, type=click.IntRange(1))
-@click.option("--workers", default=0, show_default=True, type=click.IntRange(0),
-              help="Processes that hash and encrypt while this one writes (helps only with idle cores).")
+@click.option("--workers", default=None, type=click.IntRange(0),
+              help="Processes that hash and encrypt while this one writes (default: two for files of "
+                   "1,000,000 rows or more, none for smaller ones).")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @_errors

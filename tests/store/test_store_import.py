@@ -51,6 +51,26 @@ def test_worker_processes_build_the_same_records(store, tmp_path):
     assert all(v.ok for v in store.verify())
 
 
+def test_workers_by_default_only_for_large_files(store, tmp_path, monkeypatch):
+    """workers=None (the CLI's default): two processes from WORKERS_AUTO_ROWS rows on, none below."""
+    from assess.store import importer
+    made = []
+
+    class Pool(importer.ProcessPoolExecutor):
+        def __init__(self, n, **kw):
+            made.append(n)
+            super().__init__(n, **kw)
+    monkeypatch.setattr(importer, "ProcessPoolExecutor", Pool)
+    monkeypatch.setattr(importer, "WORKERS_AUTO_ROWS", 200)
+    small = store.import_parquet(write_parquet(screening_frame(150, seed=8), tmp_path / "s.parquet"), batch_size=64,
+                                 workers=None, **KW)
+    assert made == [] and small.stored > 0
+    big = store.import_parquet(write_parquet(screening_frame(300, seed=9), tmp_path / "b.parquet"), batch_size=64,
+                               workers=None, **KW)
+    assert made == [min(2, os.cpu_count())] and big.stored > 0 and small.stored + big.stored == count(store)
+    assert all(v.ok for v in store.verify())
+
+
 def test_imported_record_matches_the_scorer(store, tmp_path):
     df = screening_frame(40, seed=3)
     store.import_parquet(write_parquet(df, tmp_path / "o.parquet"), **KW)
