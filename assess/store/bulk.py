@@ -377,13 +377,14 @@ def _write_pg(conn, context_id: int, b: Built) -> int:
 
 def write(conn, builder: Builder, b: Built, sig_rows: list[dict]) -> int:
     """Insert one built batch, its context and signature rows (inside the writer's transaction);
-    returns rows added."""
-    if sig_rows:
-        db.insert(conn, schema.signatures, sig_rows)
+    returns rows added. A batch whose records are all stored already (a re-run with other batch
+    boundaries) adds neither its context nor its signatures; a batch with some new records adds
+    every signature group of the batch (a group may then sign only records stored before)."""
     if not b.n:
         return 0
     ctx = builder.context_row()
     added = (_write_sqlite if conn.dialect.name == "sqlite" else _write_pg)(conn, ctx["context_id"], b)
-    if added:           # same transaction: the rows are never seen without their context
+    if added:           # same transaction: the rows are never seen without their context and signatures
+        db.insert(conn, schema.signatures, sig_rows)
         db.insert(conn, schema.contexts, [ctx], conflict="context_id")
     return added

@@ -79,9 +79,10 @@ def insert_records(conn: Connection, rows: list[dict], sig_row: dict) -> int:
     """Insert rows, skipping any whose record_id is already stored; returns how many were new."""
     if not rows:
         return 0
-    db.insert(conn, schema.signatures, [sig_row])
     ctx, rows = split(rows)
     added = db.insert(conn, schema.record_rows, rows, conflict="record_id")
-    if added:       # as bulk.write: a repeated add (new created_at, so a new context) leaves no empty context
+    if added:       # as bulk.write: a repeated add (new created_at, so a new context and a new signature
+        # row) leaves neither a context nor a signature without a record (same transaction)
+        db.insert(conn, schema.signatures, [sig_row])
         db.insert(conn, schema.contexts, ctx, conflict="context_id")
     return added

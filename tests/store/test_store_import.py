@@ -36,9 +36,11 @@ def test_import_stores_ok_rows_only_and_is_idempotent(store, tmp_path):
     assert count(store, "contexts") == 1          # the fields the import holds constant, stored once
     again = store.import_parquet(path, batch_size=64, **KW)
     assert (again.stored, again.batches_resumed) == (0, again.batches)
+    signatures = count(store, "signatures")
     other_batches = store.import_parquet(path, batch_size=100, **KW)      # same rows, new batch boundaries
     assert other_batches.stored == 0 and other_batches.already == ok - 2
     assert count(store) == ok - 2 and count(store, "contexts") == 1
+    assert count(store, "signatures") == signatures          # nothing new to sign: no signature rows
     assert all(v.ok for v in store.verify())
 
 
