@@ -27,6 +27,7 @@ import hashlib
 import logging
 import multiprocessing
 import os
+import sqlite3
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ SQLITE_IMPORT_CACHE_KIB = 1_000_000         # page cache of the importing connec
 # records a 100 000-row batch rewrites ~250 MB of them, and checkpointing after every batch copied
 # each into the database file again. Checkpointing every few batches copies a page once for all.
 SQLITE_IMPORT_CHECKPOINT_PAGES = 262_144
+SQLITE_TRUNCATE_WAIT_MS = 1000
 
 
 @dataclass
@@ -185,9 +187,26 @@ def import_parquet(store, path, *, instrument: str = "gbt42195-2022", version: s
             if sqlite:
                 raw.execute("PRAGMA cache_size=-2000")
                 raw.execute("PRAGMA wal_autocheckpoint=1000")
-                raw.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                _truncate_wal(raw)
     rep.seconds = time.perf_counter() - t0
     return rep
+
+
+def _truncate_wal(raw) -> None:
+    """Copy the WAL into the database and cut the WAL file to zero bytes: after a large import it
+    would otherwise keep its size (up to SQLITE_IMPORT_CHECKPOINT_PAGES, ~1 GiB) on disk. Truncating
+    waits for readers to leave the WAL, so only for a second; a store in use keeps a WAL that
+    SQLite reuses from the start."""
+    raw.execute(f"PRAGMA busy_timeout={SQLITE_TRUNCATE_WAIT_MS}")
+    try:
+        try:
+            busy = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        except sqlite3.OperationalError:        # another writer holds the lock
+            busy = 1
+        if busy:
+            raw.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    finally:
+        raw.execute(f"PRAGMA busy_timeout={db.BUSY_TIMEOUT_MS}")
 
 
 def _count(rep, batch_no, batch, done) -> bool:
