@@ -122,7 +122,7 @@ def read_answer(ins: m.Instrument, q, raw, where: str, out: dict, problems: list
     key = code_key(raw)
     opt = q.option(key) if key is not None else None
     if opt is None:
-        allowed = format_allowed(q.codes)
+        allowed = q.allowed_text
         # A code of another scale of the same items (e.g. Collin 0–20 in a Barthel 0–100 file):
         # still not allowed, and the message names the scale the file is probably on.
         other = next((o for o in ins.other_scales if key in o.keys), None)
@@ -303,7 +303,7 @@ def evaluate(ins: m.Instrument, answers, row: int | None = None) -> Evaluation:
     for qid in missing:
         q = ins.question(qid)
         ev.problems.append(problem(Code.RESP_003, where=_where(ins, row), item=qid, label=q.label.zh,
-                                   allowed=format_allowed(q.codes) if q.options else icd10.EXPECTED))
+                                   allowed=q.allowed_text if q.options else icd10.EXPECTED))
     ev.categories = {c.id: None for c in ins.categories}
     if ev.status != OK:
         ev.level_initial = None

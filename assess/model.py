@@ -8,7 +8,10 @@ so that 4, "4" and 4.0 given as answers all mean the same option.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Mapping, Union
+
+from .errors import format_allowed
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,12 @@ class Question:
     @property
     def codes(self) -> list:
         return [o.raw for o in self.options]
+
+    @cached_property
+    def allowed_text(self) -> str:
+        """The allowed codes as messages list them (:func:`format_allowed`), made once: a screening
+        names every rejected answer with it."""
+        return format_allowed(self.codes)
 
 
 @dataclass(frozen=True)

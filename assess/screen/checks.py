@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from .. import _reference, icd10, idnumber
 from .. import model as m
-from ..errors import Code, format_allowed, problem
+from ..errors import Code, problem
 from .columns import BIRTH, ID_NUMBER, REGION, SEX
 
 ERROR, WARNING = "error", "warning"
@@ -365,7 +365,7 @@ def _after_reading(ins, given: dict, problems: list, missing: list, raw, row: in
     for qid in missing:
         q = ins.question(qid)
         problems.append(problem(Code.RESP_003, where=where, item=qid, label=q.label.zh,
-                                allowed=format_allowed(q.codes) if q.options else icd10.EXPECTED))
+                                allowed=q.allowed_text if q.options else icd10.EXPECTED))
     return problems
 
 
@@ -487,7 +487,7 @@ def _answer_record(ins, p, value, line, cols) -> dict:
     where = f"第{line}行"
     column = cols.source(item) if item else ""
     label = q.label.zh if q else ""
-    allowed = format_allowed(q.codes) if q is not None and q.options else ""
+    allowed = q.allowed_text if q is not None and q.options else ""
     if p.code is Code.RESP_002 and isinstance(value, str) and not _NUMERIC.match(value):
         return record(line, column, item, value, Code.ROW_009, item=item, label=label, allowed=allowed)
     if p.code is Code.RESP_002:
