@@ -216,10 +216,14 @@ def test_more_rules_than_the_rule_mask_holds(tmp_path):
     """A result's rules column is a 32-bit mask: a 33rd rule is refused on load, said in a line
     with the reason, without quoting the 33 rules."""
     (p,) = _load_edited(tmp_path, lambda raw: raw.update(rules=[dict(raw["rules"][0], id=f"R{k}") for k in range(33)]))
-    assert p.code is Code.INSTR_001 and "33 entries, at most 32 allowed (At most 32: a result's rules column" in p.message
+    assert p.code is Code.INSTR_001 and "33 entries, at most 32 allowed (a result's rules column is a 32-bit mask" in p.message
     assert "R0" not in p.message
 
 
 def test_a_list_below_its_minimum_says_the_count_and_no_other_reason(tmp_path):
-    (p,) = _load_edited(tmp_path, lambda raw: raw.update(items=[]))
-    assert p.code is Code.INSTR_001 and "items: 0 entries, at least 1 allowed. Fix" in p.message
+    """An empty weighted sum: the count and the bound, not the description of its schema node."""
+    def edit(raw):
+        raw["scores"] = list(raw.get("scores", [])) + [
+            {"id": "vw", "label": {"zh": "加权", "en": "weighted"}, "clause": "test", "weighted": []}]
+    (p,) = _load_edited(tmp_path, edit)
+    assert p.code is Code.INSTR_001 and "0 entries, at least 1 allowed. Fix" in p.message

@@ -111,7 +111,8 @@ def _ints(col) -> np.ndarray:
 
 def _clipped_counts(v: np.ndarray, size: int) -> np.ndarray:
     """``np.bincount(np.clip(v, 0, size - 1), minlength=size)``: by the compiled loop
-    (``_screen.add_counts``) without a copy for int8 and int32 arrays, else by numpy."""
+    (``_screen.add_counts``) without a copy for C-contiguous int8 and int32 arrays when the
+    compiled module is there, else by numpy."""
     if idnumber._screen is not None and v.dtype in (np.int8, np.int32) and v.flags.c_contiguous:
         counts = np.zeros(size, np.int64)
         idnumber._screen.add_counts(v, counts)

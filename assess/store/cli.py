@@ -68,7 +68,7 @@ def init_cmd(ctx, as_json):
 @click.option("--batch-size", default=100_000, show_default=True, type=click.IntRange(1))
 @click.option("--workers", default=None, type=click.IntRange(0),
               help="Processes that hash and encrypt while this one writes (default: two for files of "
-                   "1,000,000 rows or more, none for smaller ones).")
+                   "1,000,000 rows or more on two cores or more, else none).")   # importer.WORKERS_AUTO_ROWS
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @_errors

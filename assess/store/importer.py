@@ -43,9 +43,9 @@ from .errors import StoreCode, store_error
 log = logging.getLogger("assess.store")
 SIGN_GROUP = bulk.SIGN_GROUP
 PAUSE_ENV = "ASSESS_STORE_IMPORT_PAUSE"   # seconds to sleep after each committed batch (tests, demos)
-# Files this large get two worker processes when workers=None (the CLI's default). Measured on two
-# cores: 3 M rows 104 s without workers, 88 s with two; 200 k rows 7.4 s without, 8.6 s with (the
-# workers' start-up is not paid back).
+# Files this large get two worker processes when workers=None (the CLI's default) on a machine with
+# two cores or more. Measured with SQLite on two cores: 3 M rows 104 s without workers, 88 s with
+# two; 200 k rows 7.4 s without, 8.6 s with (the workers' start-up is not paid back).
 WORKERS_AUTO_ROWS = 1_000_000
 SQLITE_IMPORT_CACHE_KIB = 1_000_000         # page cache of the importing connection (the index stays in memory)
 # WAL pages the importing connection lets accumulate before it checkpoints (~1 GiB of 4 kB pages,
@@ -127,7 +127,7 @@ def import_parquet(store, path, *, instrument: str = "gbt42195-2022", version: s
                            sorted(x.id for x in ins.domains), sorted(x.id for x in ins.scores), ins.level_score,
                            [r.id for r in ins.rules])
     if workers is None:
-        workers = min(2, os.cpu_count() or 1) if pf.metadata.num_rows >= WORKERS_AUTO_ROWS else 0
+        workers = 2 if pf.metadata.num_rows >= WORKERS_AUTO_ROWS and (os.cpu_count() or 1) >= 2 else 0
     pause = float(os.environ.get(PAUSE_ENV, "0") or 0)
     batches = pf.iter_batches(batch_size=batch_size, columns=list(dict.fromkeys(need + qids)))
     todo = ((no, b) for no, b in enumerate(batches) if _count(rep, no, b, no in done))
@@ -194,19 +194,20 @@ def import_parquet(store, path, *, instrument: str = "gbt42195-2022", version: s
 
 def _truncate_wal(raw) -> None:
     """Copy the WAL into the database and cut the WAL file to zero bytes: after a large import it
-    would otherwise keep its size (up to SQLITE_IMPORT_CHECKPOINT_PAGES, ~1 GiB) on disk. Truncating
-    waits for readers to leave the WAL, so only for a second; a store in use keeps a WAL that
-    SQLite reuses from the start."""
-    raw.execute(f"PRAGMA busy_timeout={SQLITE_TRUNCATE_WAIT_MS}")
+    would otherwise keep its size (up to SQLITE_IMPORT_CHECKPOINT_PAGES, ~1 GiB) on disk. PASSIVE
+    first copies the pages without blocking anyone; TRUNCATE, which keeps new writers waiting while
+    it runs, then has almost nothing left to copy and waits at most a second for readers to leave
+    the WAL (a store in use keeps its WAL, which SQLite reuses from the start). Never raises: it
+    also runs while an import's own error propagates."""
     try:
+        raw.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        raw.execute(f"PRAGMA busy_timeout={SQLITE_TRUNCATE_WAIT_MS}")
         try:
-            busy = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
-        except sqlite3.OperationalError:        # another writer holds the lock
-            busy = 1
-        if busy:
-            raw.execute("PRAGMA wal_checkpoint(PASSIVE)")
-    finally:
-        raw.execute(f"PRAGMA busy_timeout={db.BUSY_TIMEOUT_MS}")
+            raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")   # busy (a reader stays) is a row, not an error
+        finally:
+            raw.execute(f"PRAGMA busy_timeout={db.BUSY_TIMEOUT_MS}")
+    except sqlite3.Error as exc:    # e.g. the connection still inside a failed transaction
+        log.warning("import: WAL checkpoint skipped (%s)", exc)
 
 
 def _count(rep, batch_no, batch, done) -> bool:

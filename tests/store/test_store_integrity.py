@@ -141,8 +141,8 @@ def test_verify_offline_with_public_keys_only(store, tmp_path):
 
 def test_a_repeated_add_leaves_no_context_without_a_record(store, monkeypatch):
     """The same assessment added again (a web retry) stores nothing: no record, and no context or
-    signature row either (its created_at is new, so each would be a row of its own), as an import
-    re-run."""
+    signature row either (each add makes a new context, by its created_at, and a new signature
+    group, by its random sig_id), as an import re-run."""
     from assess.store import records
     rid = add(store)
     monkeypatch.setattr(records, "now", lambda: "2099-01-01T00:00:00+00:00")
