@@ -6,6 +6,7 @@ import csv
 import os
 import queue
 import threading
+from operator import itemgetter
 from pathlib import Path
 
 import pyarrow as pa
@@ -183,11 +184,11 @@ class RejectsWriter(_Aside):
     def write(self, records: list[dict]) -> None:
         if not records:
             return
-        records = sorted(records, key=lambda r: r["line"])
+        records = sorted(records, key=_BY_LINE)
         if self.parquet:
             self._writer.write_table(pa.Table.from_pylist(records, schema=_REJECT_SCHEMA))
         else:
-            self._csv.writerows([r[c] for c in REJECT_COLUMNS] for r in records)
+            self._csv.writerows(map(_REJECT_CELLS, records))
         self.count += len(records)
 
     def _close(self) -> None:
@@ -199,4 +200,6 @@ class RejectsWriter(_Aside):
             self._file = None
 
 
+_BY_LINE = itemgetter("line")
+_REJECT_CELLS = itemgetter(*REJECT_COLUMNS)     # a record's cells in column order, as a tuple (C-level)
 _REJECT_SCHEMA = pa.schema([("line", pa.int64())] + [(c, pa.string()) for c in REJECT_COLUMNS[1:]])
