@@ -37,6 +37,8 @@ ENVIRONMENT = {
     "ASSESS_PG_ROOT": "Folder of the CI PostgreSQL server (`.ci/postgres.sh`, default /tmp/assess-pg).",
     "ASSESS_BENCH_ROWS": "Rows of the screening and store benchmarks (default 12,000,000).",
     "ASSESS_BENCH_DIR": "Folder where benchmarks cache their generated files.",
+    "ASSESS_BENCH_ROUNDS": "Rounds of each screening benchmark measurement; the ratio compares the fastest "
+                           "(default 1).",
     "ASSESS_BENCH_ENFORCE": "`1` makes the screening benchmark fail when a target is missed.",
 }
 
