@@ -4,6 +4,8 @@ import numpy.typing as npt
 
 from ._plan import Plan
 
+ABI: int   # the interface it was built with (assess/_compiled.py)
+
 class KernelPlan:
     plan: Plan
     max_program: int

@@ -1,6 +1,8 @@
 """Type stub for the compiled screening checks built from kernels/screen.pyx."""
 import numpy as np
 
+ABI: int   # the interface it was built with (assess/_compiled.py)
+
 def parse_codes(data: np.ndarray, offsets: np.ndarray, valid: np.ndarray, voff: int, value: np.ndarray,
                 state: np.ndarray, bitmap: np.ndarray, sentinel: int) -> int: ...
 def parse_csv(data: np.ndarray, kind: np.ndarray, index: np.ndarray, sentinel: int, missing: int,

@@ -17,12 +17,13 @@ screening path) and agrees with :func:`check` row for row.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from . import _compiled as _compiled_module
 
 # ISO 7064 MOD 11-2: weight of position i (0-based) is 2^(17 - i) mod 11; S mod 11 indexes CHECK_CHARS.
 WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2], np.int64)
@@ -45,13 +46,7 @@ SLOW = 127        # compiled checks: a cell only Python may judge (non-ASCII byt
 def _compiled():
     """``assess._screen`` (kernels/screen.pyx), or None when ASSESS_PUREPYTHON=1 or not built: the
     screening checks then run on their numpy / pyarrow twins, with the same results."""
-    if os.environ.get("ASSESS_PUREPYTHON", "") not in ("", "0"):
-        return None
-    try:
-        from . import _screen
-    except ImportError:
-        return None
-    return _screen
+    return _compiled_module.load("_screen", _compiled_module.SCREEN_ABI)
 
 
 _screen = _compiled()

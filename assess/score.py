@@ -6,26 +6,20 @@ results (tests/test_kernel_parity.py checks it row by row).
 """
 from __future__ import annotations
 
-import os
 from typing import Mapping
 
-from . import _reference
+from . import _compiled, _reference
 from . import model as m
 from .errors import AnswerError, Code, SettingError, format_allowed, problem
 from .instrument import load_instrument
 from .result import Result
 
-PUREPYTHON_ENV = "ASSESS_PUREPYTHON"
+PUREPYTHON_ENV = _compiled.PUREPYTHON_ENV
 
 
 def _load_backend():
-    if os.environ.get(PUREPYTHON_ENV, "") not in ("", "0"):
-        return None, "reference"
-    try:
-        from . import _kernel
-    except ImportError:
-        return None, "reference"
-    return _kernel, "kernel"
+    kernel = _compiled.load("_kernel", _compiled.KERNEL_ABI)
+    return (kernel, "kernel") if kernel is not None else (None, "reference")
 
 
 _kernel, backend = _load_backend()

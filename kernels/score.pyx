@@ -16,6 +16,10 @@ from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
 from libc.math cimport isnan, floor
 
+# The interface this module was built with; assess/_compiled.py names the one the Python code
+# expects, and refuses a build whose number differs. Bump both together.
+ABI = 1
+
 cdef enum:
     CHUNK = 1024
     # option index states below 0

@@ -16,6 +16,10 @@ from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.string cimport memchr, memcpy
 from libc.stdlib cimport free, malloc
 
+# The interface this module was built with; assess/_compiled.py names the one the Python code
+# expects, and refuses a build whose number differs. Bump both together.
+ABI = 1
+
 cdef enum:
     # idnumber reasons (assess/idnumber.py mirrors these numbers)
     OK = 0
