@@ -121,14 +121,18 @@ def _cpu() -> float:
     return u.ru_utime + u.ru_stime
 
 
-def test_csv_bare_read(benchmark, files):
+def _bare_read(benchmark, kind, read, path):
+    """pyarrow reading the file without scoring, ROUNDS times: the fastest round and CPU per round."""
     start = _cpu()
-    rows = benchmark.pedantic(_rows_read, args=(pacsv.read_csv, files["csv"]), setup=_release, rounds=ROUNDS,
-                              iterations=1)
-    RESULTS[("bare_cpu", "csv")] = (_cpu() - start) / ROUNDS
+    rows = benchmark.pedantic(_rows_read, args=(read, path), setup=_release, rounds=ROUNDS, iterations=1)
+    RESULTS[("bare_cpu", kind)] = (_cpu() - start) / ROUNDS
     assert rows == ROWS
-    RESULTS[("bare", "csv")] = benchmark.stats.stats.min
+    RESULTS[("bare", kind)] = benchmark.stats.stats.min
     _release()
+
+
+def test_csv_bare_read(benchmark, files):
+    _bare_read(benchmark, "csv", pacsv.read_csv, files["csv"])
 
 
 def test_csv_screen(benchmark, files):
@@ -137,13 +141,7 @@ def test_csv_screen(benchmark, files):
 
 
 def test_parquet_bare_read(benchmark, files):
-    start = _cpu()
-    rows = benchmark.pedantic(_rows_read, args=(pq.read_table, files["parquet"]), setup=_release, rounds=ROUNDS,
-                              iterations=1)
-    RESULTS[("bare_cpu", "parquet")] = (_cpu() - start) / ROUNDS
-    assert rows == ROWS
-    RESULTS[("bare", "parquet")] = benchmark.stats.stats.min
-    _release()
+    _bare_read(benchmark, "parquet", pq.read_table, files["parquet"])
 
 
 def test_parquet_screen(benchmark, files):

@@ -85,11 +85,12 @@ class RawRows:
     def columns(self, rows, ids) -> dict:
         """Each of ``ids``'s cells in ``rows``, as :meth:`cells` reads them: one decode for all the
         rows, and columns taken by transposing, not cell by cell."""
+        if not len(rows):
+            return {cid: [] for cid in ids}
         data, starts = self.data, self.starts
         text = b"\n".join([bytes(data[starts[r]:starts[r + 1] - 1]) for r in rows.tolist()]).decode("utf-8")
-        by_column = list(zip(*[line.split(",") for line in text.split("\n")])) if len(rows) else []
-        return {cid: [c if c else None for c in by_column[self.plan.position[cid]]] if len(rows) else []
-                for cid in ids}
+        by_column = list(zip(*[line.split(",") for line in text.split("\n")]))
+        return {cid: [c if c else None for c in by_column[self.plan.position[cid]]] for cid in ids}
 
 
 def parse(data, plan: Plan):

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .. import idnumber
 from .._version import __version__ as ENGINE_VERSION
-from . import db, keys, records, schema, signing
+from . import keys, records, schema, signing
 
 SIGN_GROUP = 256          # records per signed manifest: small enough to fetch and check per look-up
 _UNSAFE = r'["\\\x00-\x1f]'
@@ -386,7 +386,5 @@ def write(conn, builder: Builder, b: Built, sig_rows: list[dict]) -> int:
         return 0
     ctx = builder.context_row()
     added = (_write_sqlite if conn.dialect.name == "sqlite" else _write_pg)(conn, ctx["context_id"], b)
-    if added:           # same transaction: the rows are never seen without their context and signatures
-        db.insert(conn, schema.signatures, sig_rows)
-        db.insert(conn, schema.contexts, [ctx], conflict="context_id")
+    records.attach(conn, added, [ctx], sig_rows)
     return added

@@ -33,7 +33,7 @@ def make_engine(url: str) -> Engine:
     if u.drivername == "postgresql":
         u = u.set(drivername="postgresql+psycopg")
     if u.get_backend_name() == "sqlite":
-        engine = create_engine(u, connect_args={"timeout": 60})
+        engine = create_engine(u, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
 
         @event.listens_for(engine, "connect")
         def _connect(dbapi_conn, _record):

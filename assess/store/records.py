@@ -81,8 +81,14 @@ def insert_records(conn: Connection, rows: list[dict], sig_row: dict) -> int:
         return 0
     ctx, rows = split(rows)
     added = db.insert(conn, schema.record_rows, rows, conflict="record_id")
-    if added:       # as bulk.write: a repeated add (new created_at, so a new context and a new signature
-        # row) leaves neither a context nor a signature without a record (same transaction)
-        db.insert(conn, schema.signatures, [sig_row])
-        db.insert(conn, schema.contexts, ctx, conflict="context_id")
+    attach(conn, added, ctx, [sig_row])
     return added
+
+
+def attach(conn: Connection, added: int, contexts: list[dict], signatures: list[dict]) -> None:
+    """The contexts and signature groups of record rows just inserted (same transaction, so the
+    rows are never seen without them), only when some row was new: a repeated add (new created_at,
+    so a new context; a new sig_id) or an import re-run stores neither without a record."""
+    if added:
+        db.insert(conn, schema.signatures, signatures)
+        db.insert(conn, schema.contexts, contexts, conflict="context_id")
