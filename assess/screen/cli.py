@@ -29,27 +29,36 @@ def keep_freed_memory() -> bool:
         return False
 
 
-def small_pages_for_numpy() -> bool:
-    """Stop numpy asking for 2 MB pages for its large arrays. A chunk's arrays are written once,
-    front to back, so large pages save them little; and where the system compacts memory to grant
-    one at the first write (transparent_hugepage/defrag ``madvise``, as on the machines measured),
-    those faults cost about 0.3 s of system time a province file. numpy reads
-    NUMPY_MADVISE_HUGEPAGE only at import, hence its setter. This command's process only; returns
-    whether numpy offers the setting."""
-    import numpy as np
-    core = getattr(np, "_core", None) or getattr(np, "core", None)
-    setter = getattr(getattr(core, "multiarray", None), "_set_madvise_hugepage", None)
+def numpy_huge_page_setter():
+    """numpy's switch for asking the system for 2 MB pages for large arrays (it reads
+    NUMPY_MADVISE_HUGEPAGE only at import), or None where this numpy has none."""
+    import importlib
+    for name in ("numpy._core.multiarray", "numpy.core.multiarray"):   # numpy 2, then 1.x
+        try:
+            setter = getattr(importlib.import_module(name), "_set_madvise_hugepage", None)
+        except ImportError:
+            continue
+        if setter is not None:
+            return setter
+    return None
+
+
+def stop_numpy_huge_pages() -> bool:
+    """Stop numpy asking for 2 MB pages. A chunk's arrays are written once, front to back, so large
+    pages save them little; and where the system compacts memory to grant one at the first write
+    (transparent_hugepage/defrag ``madvise``, as on the machines measured), those faults cost
+    0.3–0.5 s of system time a province file. Lasts for the rest of the process; returns whether
+    numpy offers the switch."""
+    setter = numpy_huge_page_setter()
     if setter is None:
         return False
     setter(False)
     return True
 
 
-# Python's GIL switch interval for this command (default 5 ms). The reading and scoring threads
-# spend most of their time in compiled loops without the GIL and need it back only briefly between
-# them; behind the main thread's Python (naming rejected rows), each such wait could last up to the
-# interval while a core stood idle. 0.5 ms: 0.3–0.4 s less of a 14 s province file, with the setting
-# above (five runs each, alternating).
+# The GIL switch interval of this command's process (Python's default: 5 ms). The reading and
+# scoring threads need the GIL only briefly between compiled loops; behind the main thread's Python
+# they could wait up to the interval each time while a core stood idle.
 SWITCH_INTERVAL_S = 0.0005
 
 
@@ -86,7 +95,7 @@ def screen(input_path, instrument_id, out, rejects, map_path, report, as_of, und
     """Score a screening file (CSV, Excel, Parquet) in batches; every row ends in OUT or REJECTS."""
     from .run import screen as run
     keep_freed_memory()
-    small_pages_for_numpy()
+    stop_numpy_huge_pages()
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     settings = dict(p.split("=", 1) for p in pairs) if pairs else None
     mapping = read_map(map_path) if map_path else None

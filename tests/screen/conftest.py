@@ -1,3 +1,5 @@
+import sys
+
 import pytest
 
 from assess import load_instrument
@@ -6,3 +8,18 @@ from assess import load_instrument
 @pytest.fixture(scope="session")
 def ins():
     return load_instrument("gbt42195-2022")
+
+
+@pytest.fixture(autouse=True)
+def _process_settings_restored():
+    """``assess screen`` run in this process changes process-wide settings (GIL switch interval,
+    numpy's huge pages); later tests get them back as they were."""
+    from assess.screen.cli import numpy_huge_page_setter
+    interval, setter = sys.getswitchinterval(), numpy_huge_page_setter()
+    huge = setter(True) if setter is not None else None
+    if setter is not None:
+        setter(huge)
+    yield
+    sys.setswitchinterval(interval)
+    if setter is not None:
+        setter(huge)

@@ -127,30 +127,21 @@ def test_screen_command_keeps_freed_memory_on_glibc():
     assert keep_freed_memory()
 
 
-def test_screen_command_turns_off_numpy_large_pages():
-    import numpy as np
-    from assess.screen.cli import small_pages_for_numpy
-    core = getattr(np, "_core", None) or np.core
-    before = core.multiarray._set_madvise_hugepage(True)
-    try:
-        assert small_pages_for_numpy()
-        assert core.multiarray._set_madvise_hugepage(True) is False     # the setter returns the old value
-    finally:
-        core.multiarray._set_madvise_hugepage(before)
-
-
-def test_screen_command_shortens_the_gil_switch_interval(tmp_path, ins):
-    from assess.screen.cli import SWITCH_INTERVAL_S
+def test_screen_command_sets_its_process_settings(tmp_path, ins):
+    """numpy's 2 MB pages off and the short GIL switch interval (assess/screen/cli.py); the
+    autouse fixture of conftest.py puts both back."""
+    from assess.screen.cli import SWITCH_INTERVAL_S, numpy_huge_page_setter
+    setter = numpy_huge_page_setter()
     src = write_rows(tmp_path / "in.csv", [good_row(ins, n) for n in range(3)])
-    before = sys.getswitchinterval()
-    try:
-        sys.setswitchinterval(0.005)
-        r = CliRunner().invoke(main, ["screen", str(src), "--instrument", "gbt42195-2022",
-                                      "--out", str(tmp_path / "out.parquet"), "--as-of", AS_OF.isoformat()])
-        assert r.exit_code == 0, r.output
-        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL_S)
-    finally:
-        sys.setswitchinterval(before)
+    sys.setswitchinterval(0.005)
+    if setter is not None:
+        setter(True)
+    r = CliRunner().invoke(main, ["screen", str(src), "--instrument", "gbt42195-2022",
+                                  "--out", str(tmp_path / "out.parquet"), "--as-of", AS_OF.isoformat()])
+    assert r.exit_code == 0, r.output
+    assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL_S)
+    if setter is not None:
+        assert setter(True) is False      # the setter returns the value it replaces
 
 
 def _csv_with_names(tmp_path, ins, names):
