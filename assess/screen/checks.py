@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from .. import _reference, icd10, idnumber
 from .. import model as m
-from ..errors import Code, problem
+from ..errors import Code, Problem, problem
 from .columns import BIRTH, ID_NUMBER, REGION, SEX
 
 ERROR, WARNING = "error", "warning"
@@ -348,8 +348,10 @@ def answer_problems(ins: m.Instrument, answers: dict, row: int, order: dict | No
     return _after_reading(ins, given, problems, missing, answers.get, row, order)
 
 
-def _after_reading(ins, given: dict, problems: list, missing: list, raw, row: int, order: dict | None) -> list:
-    """The rest of :func:`answer_problems` once the answers are read; ``raw(qid)``: the cell as given."""
+def _after_reading(ins, given: dict, problems: list, missing: list, raw, row: int, order: dict | None,
+                   where: str | None = None) -> list:
+    """The rest of :func:`answer_problems` once the answers are read; ``raw(qid)``: the cell as given;
+    ``where``: instead of the row's own (ProblemNamer's placeholder)."""
     if missing:
         skipped = {i.id for i in ins.items if i.skip_when is not None and _reference.holds(i.skip_when, given)}
         missing = [q for q in missing if q not in skipped]
@@ -357,7 +359,7 @@ def _after_reading(ins, given: dict, problems: list, missing: list, raw, row: in
                 and not _reference.holds(f.required_unless, given)]
     order = order or {qid: k for k, qid in enumerate(ins._questions)}
     missing.sort(key=order.__getitem__)
-    where = _reference._where(ins, row)
+    where = where if where is not None else _reference._where(ins, row)
     for c in ins.constraints:
         if _reference.holds(c.when, given):
             problems.append(problem(Code.RESP_004, where=where, item=_reference._first_field(c.when),
@@ -374,6 +376,9 @@ def _unless_fields(ins: m.Instrument) -> tuple:
     return tuple(f for f in ins.fields if f.required_unless is not None)
 
 
+_WHERE = "\x00where\x00"     # ProblemNamer's placeholder for a row's place in its messages
+
+
 class ProblemNamer:
     """:func:`answer_problems` for many rows at once, column by column.
 
@@ -381,7 +386,9 @@ class ProblemNamer:
     nothing wrong), so a row's answers are not all read again: per row, only the cells where
     reading finds something wrong are read with the row's number (their problems name it), and
     the conditions (skips, required-unless, constraints) see the answers of the fields they read.
-    Naming rejected rows one at a time was the largest piece of Python in a province run.
+    Rows with the same dirty cells and the same values for the conditions are named once and
+    placed at each row's line. Naming rejected rows one at a time was the largest piece of Python
+    in a province run.
     """
 
     _DIRTY, _ABSENT = object(), object()
@@ -421,17 +428,44 @@ class ProblemNamer:
                     dirty[r].append(q)
                 elif keep and value is not self._ABSENT:
                     given[r][q.id] = value
+        # Rows alike name alike problems: a row's problems depend on its dirty cells, on the values
+        # the conditions read and on which unless-fields are blank, and on its line only through
+        # ``where``. Each such row is named once with a placeholder for ``where``.
         named = []
+        memo: dict = {}
+        unless = _unless_fields(self.ins)
         for r, line in enumerate(lines):
             def raw(qid, r=r):
                 return columns[qid][r] if qid in columns else None
+            key = self._row_key(dirty[r], given[r], raw, unless)
+            template = memo.get(key) if key is not None else None
+            if template is None:
+                problems: list = []
+                missing: list = []
+                for q in dirty[r]:
+                    _reference.read_answer(self.ins, q, raw(q.id), _WHERE, given[r], problems, missing)
+                template = _after_reading(self.ins, given[r], problems, missing, raw, int(line), self.order,
+                                          where=_WHERE)
+                if key is not None:
+                    memo[key] = template
             where = _reference._where(self.ins, int(line))
-            problems: list = []
-            missing: list = []
-            for q in dirty[r]:
-                _reference.read_answer(self.ins, q, raw(q.id), where, given[r], problems, missing)
-            named.append(_after_reading(self.ins, given[r], problems, missing, raw, int(line), self.order))
+            named.append([Problem(p.code, p.message.replace(_WHERE, where), p.where.replace(_WHERE, where),
+                                  p.item, p.line) for p in template])
         return named
+
+    @staticmethod
+    def _row_key(dirty: list, given: dict, raw, unless: tuple):
+        """What a row's problems depend on besides its line, or None when a cell or value cannot be
+        a key (a list from an API caller). A cell's type is part of it: 1, 1.0 and True are equal
+        keys but not read alike."""
+        key = (tuple((q.id, type(raw(q.id)), raw(q.id)) for q in dirty),
+               tuple((qid, v.key if type(v) is m.Option else v) for qid, v in given.items()),  # an option by its key:
+               tuple(_reference.is_missing(raw(f.id)) for f in unless))                       # hashing it is slow
+        try:
+            hash(key)
+        except TypeError:
+            return None
+        return key
 
     def _by_distinct(self, q, cells: list, keep: bool, dirty: list, given: list) -> None:
         """The loop of :meth:`name` for a column of text, integers and blanks: each distinct cell is

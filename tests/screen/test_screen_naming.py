@@ -47,3 +47,22 @@ def test_constraint_on_a_score_is_left_to_the_reference(ins):
     bound = m.Constraint("c", m.AnyOf((m.ScoreBetween("total", 0, 5),)), ins.constraints[0].message)
     assert checks._answers_only(ins)
     assert not checks._answers_only(dataclasses.replace(ins, constraints=(bound,)))
+
+
+def test_rows_alike_are_named_with_their_own_lines(ins):
+    """ProblemNamer names each kind of row once and places it at each row's line; cells that are
+    equal in Python but read differently (9, 9.0, True and 1) are not taken for one another."""
+    ok = {q.id: str(q.options[0].raw) for q in ins.items if q.options}
+    cells = [9, 9.0, "9", True, 1, 9, 9.0, True, "x", "x", None, None]
+    rows = [{**ok, "B.1.1": c, "B.1.2": "7" if k % 3 == 0 else ok["B.1.2"]} for k, c in enumerate(cells)]
+    rows += rows                       # every row twice more, at other lines
+    cols = {q: [row.get(q) for row in rows] for q in rows[0]}
+    lines = np.arange(len(rows)) * 7 + 2
+    batch = checks.ProblemNamer(ins).name(cols, lines)
+    named = 0
+    for r, line in enumerate(lines):
+        want = _reference.evaluate(ins, rows[r], row=int(line))
+        assert batch[r] == (want.problems if want.status != _reference.OK else []), rows[r]
+        assert all(f"row {line}" in p.message for p in batch[r]), batch[r]
+        named += bool(batch[r])
+    assert named >= len(rows) - 4
