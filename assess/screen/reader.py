@@ -34,7 +34,10 @@ from .columns import ID_NUMBER, REGION, Columns, recognise
 from .errors import ScreenError
 
 TEXT_COLUMNS = (ID_NUMBER, REGION)     # must arrive as text; a number may have lost digits
-DEFAULT_BATCH_ROWS = 262_144
+# Rows a chunk aims at. Each chunk costs ~18 ms of CPU whatever its size (every stage handles each
+# of OUT's 52 columns once per chunk); 393,216 rows: 0.3 s less of a 12 M-row file than 262,144,
+# for a peak of about 1.0–1.1 GB instead of 0.8.
+DEFAULT_BATCH_ROWS = 393_216
 
 
 @dataclass
