@@ -438,7 +438,10 @@ class ProblemNamer:
             def raw(qid, r=r):
                 return columns[qid][r] if qid in columns else None
             key = self._row_key(dirty[r], given[r], raw, unless)
-            template = memo.get(key) if key is not None else None
+            try:
+                template = memo.get(key)
+            except TypeError:       # a cell or value that cannot be a key (a list from an API caller)
+                key = template = None
             if template is None:
                 problems: list = []
                 missing: list = []
@@ -454,18 +457,13 @@ class ProblemNamer:
         return named
 
     @staticmethod
-    def _row_key(dirty: list, given: dict, raw, unless: tuple):
-        """What a row's problems depend on besides its line, or None when a cell or value cannot be
-        a key (a list from an API caller). A cell's type is part of it: 1, 1.0 and True are equal
-        keys but not read alike."""
-        key = (tuple((q.id, type(raw(q.id)), raw(q.id)) for q in dirty),
-               tuple((qid, v.key if type(v) is m.Option else v) for qid, v in given.items()),  # an option by its key:
-               tuple(_reference.is_missing(raw(f.id)) for f in unless))                       # hashing it is slow
-        try:
-            hash(key)
-        except TypeError:
-            return None
-        return key
+    def _row_key(dirty: list, given: dict, raw, unless: tuple) -> tuple:
+        """What a row's problems depend on besides its line (unhashable when a cell or value is a
+        list). A cell's type is part of it: 1, 1.0 and True are equal keys but not read alike."""
+        cells = [raw(q.id) for q in dirty]
+        return (tuple(zip([q.id for q in dirty], map(type, cells), cells)),
+                tuple((qid, v.key if type(v) is m.Option else v) for qid, v in given.items()),  # an option by its key:
+                tuple(_reference.is_missing(raw(f.id)) for f in unless))                       # hashing it is slow
 
     def _by_distinct(self, q, cells: list, keep: bool, dirty: list, given: list) -> None:
         """The loop of :meth:`name` for a column of text, integers and blanks: each distinct cell is
