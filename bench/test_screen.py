@@ -8,12 +8,19 @@ Targets (checked when ASSESS_BENCH_ENFORCE=1, i.e. with the compiled kernel): CS
 ≤ 1.5× the bare read, Parquet ≤ 4× the bare read, peak memory ≤ 2 GB. Files are cached in
 ASSESS_BENCH_DIR (default: a pytest temporary directory) because writing 12 M rows takes minutes.
 ASSESS_BENCH_ROUNDS=3 repeats each measurement and compares the fastest rounds.
+
+Each screening round is paired with a bare read of the same file just before it (untimed setup of
+the round, timed by hand): the machine's speed drifts by a fifth within minutes, so a baseline
+measured only in its own test, minutes earlier, can flatter or wrong the ratio. The ratio divides
+the fastest screening round by the fastest of all the bare reads of that file (the bare-read
+test's and the paired ones); the per-round ratios are printed too.
 """
 import datetime as dt
 import json
 import os
 import resource
 import sys
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -93,22 +100,45 @@ def _run_child(src: Path):
     return summary
 
 
+def _paired_setup(kind, read, src: Path):
+    """The setup of each screening round: a bare read of the same file (timed here, with its CPU
+    time), its memory given back, then a fresh OUT (:func:`_fresh_out`)."""
+    def setup():
+        _release()
+        start, cpu = time.perf_counter(), _cpu()
+        assert _rows_read(read, src) == ROWS
+        RESULTS.setdefault(("paired", kind), []).append((time.perf_counter() - start, _cpu() - cpu))
+        _release()
+        return _fresh_out(src)
+    return setup
+
+
 def _report(kind, benchmark):
-    bare, full = RESULTS.get(("bare", kind)), benchmark.stats.stats.min
+    paired = RESULTS.get(("paired", kind), [])
+    bare = min([t for t, _ in paired] + ([RESULTS[("bare", kind)]] if ("bare", kind) in RESULTS else []),
+               default=None)
+    full = benchmark.stats.stats.min
+    # The rounds in the order they ran, each against the bare read just before it.
+    pairs = [screen / read for screen, (read, _) in zip(benchmark.stats.stats.data, paired)]
     rss = RESULTS["rss"]["." + kind]
     cpu, bare_cpu = RESULTS["cpu"]["." + kind], RESULTS.get(("bare_cpu", kind))
+    if bare_cpu is None and paired:     # the bare-read test deselected: the paired reads' CPU per read
+        bare_cpu = sum(c for _, c in paired) / len(paired)
     s = RESULTS["summary"]["." + kind]
     assert s["rows_read"] == ROWS == s["scored"] + s["rejected"]
     ratio = full / bare if bare else float("nan")
     benchmark.extra_info.update(rows=ROWS, backend=backend, bare_seconds=bare, screen_seconds=full,
                                 ratio=ratio, peak_rss_mb=rss / 2 ** 20, rows_per_second=ROWS / full,
-                                cpu_seconds=cpu, bare_cpu_seconds=bare_cpu)
+                                cpu_seconds=cpu, bare_cpu_seconds=bare_cpu, round_ratios=pairs,
+                                paired_bare_seconds=[t for t, _ in paired])
     rounds = f" (fastest of {ROUNDS}; slowest screen {benchmark.stats.stats.max:.2f} s)" if ROUNDS > 1 else ""
+    per_round = (f"; each round against the bare read just before it: {', '.join(f'{r:.2f}' for r in pairs)}"
+                 f" (bare reads {', '.join(f'{t:.2f}' for t, _ in paired)} s)" if pairs else "")
     print(f"\n{kind}: {ROWS:,} rows, backend {backend}{rounds}: bare read {bare:.2f} s, screen {full:.2f} s "
           f"(in-process {s['seconds']:.2f} s{' in the last round' if ROUNDS > 1 else ''}), ratio {ratio:.2f}, {ROWS / full:,.0f} rows/s, "
           f"peak RSS {rss / 2 ** 20:,.0f} MB; CPU time bare {bare_cpu:.1f} s, screen {cpu:.1f} s "
           f"(other work on the machine stretches wall times, CPU times much less); this process held "
-          f"{RESULTS['parent_rss']['.' + kind]:,} MB while the child ran")
+          f"{RESULTS['parent_rss']['.' + kind]:,} MB while the child ran{per_round}")
     if ENFORCE:
         assert ratio <= TARGET[kind]
         assert rss <= MAX_RSS_BYTES
@@ -152,7 +182,8 @@ def test_csv_bare_read(benchmark, files):
 
 
 def test_csv_screen(benchmark, files):
-    benchmark.pedantic(_run_child, setup=lambda: _fresh_out(files["csv"]), rounds=ROUNDS, iterations=1)
+    benchmark.pedantic(_run_child, setup=_paired_setup("csv", pacsv.read_csv, files["csv"]), rounds=ROUNDS,
+                       iterations=1)
     _report("csv", benchmark)
 
 
@@ -161,5 +192,6 @@ def test_parquet_bare_read(benchmark, files):
 
 
 def test_parquet_screen(benchmark, files):
-    benchmark.pedantic(_run_child, setup=lambda: _fresh_out(files["parquet"]), rounds=ROUNDS, iterations=1)
+    benchmark.pedantic(_run_child, setup=_paired_setup("parquet", pq.read_table, files["parquet"]), rounds=ROUNDS,
+                       iterations=1)
     _report("parquet", benchmark)

@@ -157,6 +157,7 @@ def _checked(chunks, ins, cols, dups):
     earlier row first) and the table for OUT, on its own thread between the reader's and the main
     loop (prefetch). The compiled loops and pyarrow release the GIL, so this overlaps reading the
     next chunk, the main thread's naming of problems and counts, and the writer's Parquet encoding."""
+    dups.prepare()     # while the reader's thread reads the first chunk
     for chunk, checked in chunks:
         table = chunk.table
         if table is not None and table.num_rows:

@@ -142,6 +142,23 @@ def test_duplicate_sets_agree(pure, seed=2):
         lines = np.arange(line, line + size, dtype=np.int64)
         line += size
         assert (fast.first_lines(keys, lines) == twin.first_lines(keys, lines)).all()
+    assert twin._set is None     # made without the compiled module, the twin stays pure
+    assert (fast._set is None) == (idnumber._screen is None)
+
+
+@pytest.mark.skipif(idnumber._screen is None, reason="needs the compiled assess._screen")
+def test_duplicate_set_is_made_ahead_for_the_rows_expected():
+    # The screening run prepares the set on the scoring thread before the first chunk arrives;
+    # the first look-up then uses that set rather than making another.
+    dups = checks.Duplicates(1_000_000)
+    assert dups._set is None
+    dups.prepare()
+    made = dups._set
+    assert made.size == 1 << 21     # 1 M people x 4/3 slots, rounded up to a power of two
+    keys = np.arange(5, dtype=np.int64) * 10 ** 12 + 11010519491231
+    assert (dups.first_lines(keys, np.arange(2, 7, dtype=np.int64)) == 0).all()
+    assert dups._set is made and made.count == 5
+    assert (dups.first_lines(keys[:1], np.array([9], np.int64)) == [2]).all()
 
 
 def test_duplicate_set_grows_without_losing_a_key(pure, seed=3):
