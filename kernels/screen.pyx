@@ -10,7 +10,7 @@ so the result is the same with or without this module (``assess.idnumber.check``
 ``assess.screen.checks``; tests/screen/test_screen_fast.py compares both).
 
 The hash set of identity numbers (:class:`IdSet`) keeps 12 bytes per slot, at most 75 % full, in
-mapped memory that costs nothing until written, on 2 MB pages where the system grants them.
+mapped memory that is mapped in whole when the set is made (see IdSet).
 """
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.string cimport memchr, memcpy
