@@ -56,22 +56,13 @@ class Duplicates:
         self.lines = np.zeros(0, np.int64)
         # Sized for the rows expected (at most 2^24 slots, 192 MB, until more are seen), so that a
         # province file is not rehashed again and again as the set grows.
-        self._capacity = max(min(max(expected, 0) * 4 // 3 + 1, 1 << 24), 1 << 16)
-        self._compiled = idnumber._screen     # chosen now: the set itself is made by prepare()
-        self._set = None
-
-    def prepare(self) -> None:
-        """Make the compiled set, its memory mapped in at once (about 0.1 s for 192 MB, where
-        faulting it in probe by probe took 0.4–0.7 s of the first chunks). The screening run calls
-        this on the scoring thread while the first chunk is still being read."""
-        if self._set is None and self._compiled is not None:
-            self._set = self._compiled.IdSet(self._capacity)
+        capacity = min(max(expected, 0) * 4 // 3 + 1, 1 << 24)
+        self._set = idnumber._screen.IdSet(max(capacity, 1 << 16)) if idnumber._screen is not None else None
 
     def first_lines(self, keys: np.ndarray, lines: np.ndarray) -> np.ndarray:
         """For each candidate row (in line order): the line of an earlier row with the same key,
         or 0. Rows with a 0 are registered; the rest are duplicates."""
         first = np.zeros(keys.size, np.int64)
-        self.prepare()
         if self._set is not None:
             self._set.first_lines(np.ascontiguousarray(keys, np.int64), np.ascontiguousarray(lines, np.int64), first)
             return first

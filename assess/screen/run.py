@@ -63,7 +63,7 @@ def screen(input_path, instrument, out, *, rejects=None, report=None, mapping: d
     cols = source.columns
     coded = int_coded(ins)
     out_w, rej_w = TableWriter(out, not_null=_never_null(ins, coded)), RejectsWriter(rejects)
-    stats, dups = Stats(ins), Duplicates(source.rows_hint)
+    stats = Stats(ins)
     # The run makes many short-lived objects and no reference cycles; the cyclic collector would
     # only walk the whole heap again and again (a few % of the time on a province file).
     collecting = gc.isenabled()
@@ -74,7 +74,7 @@ def screen(input_path, instrument, out, *, rejects=None, report=None, mapping: d
         # the GIL, so on two cores neither waits for the other, and at most two chunks wait after
         # each stage: room to absorb a slow chunk without stalling the next stage, in bounded memory.
         chunks = prefetch(_identified(source.batches(), cols, coded, opts), depth=2, name="assess-screen-reader")
-        stages = prefetch(_checked(chunks, ins, cols, dups), depth=2, name="assess-screen-checker")
+        stages = prefetch(_checked(chunks, ins, cols, source.rows_hint), depth=2, name="assess-screen-checker")
         try:
             for chunk, checked in stages:
                 records = checked.records
@@ -152,12 +152,14 @@ def _identified(chunks, cols, coded, opts):
         yield chunk, pre
 
 
-def _checked(chunks, ins, cols, dups):
+def _checked(chunks, ins, cols, expected_rows: int):
     """Scoring, the same person twice (batches come in order, so the identity set sees every
     earlier row first) and the table for OUT, on its own thread between the reader's and the main
     loop (prefetch). The compiled loops and pyarrow release the GIL, so this overlaps reading the
     next chunk, the main thread's naming of problems and counts, and the writer's Parquet encoding."""
-    dups.prepare()     # while the reader's thread reads the first chunk
+    # The duplicate set is made here, while the reader's thread reads the first chunk: mapping in
+    # the memory of a province file's set takes about 0.1 s (kernels/screen.pyx IdSet).
+    dups = Duplicates(expected_rows)
     for chunk, checked in chunks:
         table = chunk.table
         if table is not None and table.num_rows:

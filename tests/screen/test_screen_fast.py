@@ -147,12 +147,9 @@ def test_duplicate_sets_agree(pure, seed=2):
 
 
 @pytest.mark.skipif(idnumber._screen is None, reason="needs the compiled assess._screen")
-def test_duplicate_set_is_made_ahead_for_the_rows_expected():
-    # The screening run prepares the set on the scoring thread before the first chunk arrives;
-    # the first look-up then uses that set rather than making another.
+def test_duplicate_set_is_made_for_the_rows_expected():
+    # Made whole for the rows expected (its memory mapped in at once), and kept by the look-ups.
     dups = checks.Duplicates(1_000_000)
-    assert dups._set is None
-    dups.prepare()
     made = dups._set
     assert made.size == 1 << 21     # 1 M people x 4/3 slots, rounded up to a power of two
     keys = np.arange(5, dtype=np.int64) * 10 ** 12 + 11010519491231
