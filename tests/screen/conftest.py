@@ -16,8 +16,8 @@ def _process_settings_restored():
     numpy's huge pages); later tests get them back as they were."""
     from assess.screen.cli import numpy_huge_page_setter
     interval, setter = sys.getswitchinterval(), numpy_huge_page_setter()
-    huge = setter(True) if setter is not None else None
     if setter is not None:
+        huge = setter(True)     # the setter returns the value it replaces: read it, then put it back
         setter(huge)
     yield
     sys.setswitchinterval(interval)
