@@ -1,9 +1,10 @@
 """Arrow columns → kernel inputs, without copying integer columns.
 
 Integer and float columns are handed to the kernel as they are (data pointer, dtype, Arrow
-validity bitmap). Only text columns are mapped here, to int16 option indexes: option codes
-written as text ("4", "0b"), by the kernel's ``text_codes`` where a cell is printable ASCII and by
-pyarrow compute otherwise, and ICD-10 diagnosis cells, which become a state column (answered /
+validity bitmap); other layouts of the same values (half floats, string views, run-end encoding,
+uint64) are first converted to one it reads (``_plain``). Only text columns are mapped here, to
+int16 option indexes: option codes written as text ("4", "0b"), by the kernel's ``text_codes``
+where a cell is printable ASCII and by pyarrow compute otherwise, and ICD-10 diagnosis cells, which become a state column (answered /
 missing / malformed) plus one flag column per ``icd10_in`` condition. The mapping reproduces
 ``_reference.read_answers`` exactly; ICD-10 cells are read by the kernel's own scanner
 (``icd10_cells``), which implements the grammar of ``assess.icd10`` by hand.
@@ -45,7 +46,7 @@ class Inputs:
         for q, qid in enumerate(plan.questions):
             if qid not in names or q in plan.text:   # text fields are stored by the caller, never scored
                 continue
-            col = batch.column(qid)
+            col = _plain(batch.column(qid))
             if q in plan.icd10:
                 mine = [k for k, (fq, _) in enumerate(plan.flags) if fq == q]
                 state, col_flags = _icd10(kernel, col, bool(plan.required[q]), [plan.flags[k][1] for k in mine],
@@ -77,10 +78,7 @@ class Inputs:
             self._index(q, out)
             return
         if pa.types.is_uint64(col.type):
-            try:
-                col = col.cast(pa.int64())
-            except pa.ArrowInvalid:   # beyond int64: no option has such a code; _map_other marks it bad
-                pass
+            col = _uint64_as_int64(col)
         kind = _KINDS.get(col.type)
         if kind is None:
             self._index(q, _map_other(plan, q, col, self.kernel))
@@ -93,6 +91,29 @@ class Inputs:
         if validity is not None and col.null_count:
             self.valid_ptr[q] = validity.address
             self.valid_off[q] = col.offset
+
+
+def _plain(col: pa.Array) -> pa.Array:
+    """The column in a layout the kernel reads: run-end encoded cells decoded, half floats as
+    float32, string views as strings. Each holds the same values as before (the reference reads
+    them by value), so a valid answer is never refused for how the file stored it."""
+    if pa.types.is_run_end_encoded(col.type):
+        col = pc.run_end_decode(col)
+    if pa.types.is_dictionary(col.type):
+        values = _plain(col.dictionary)
+        return col if values.type == col.type.value_type else pa.DictionaryArray.from_arrays(col.indices, values)
+    if pa.types.is_float16(col.type):
+        return col.cast(pa.float32())
+    if pa.types.is_string_view(col.type):
+        return col.cast(pa.string())
+    return col
+
+
+def _uint64_as_int64(col: pa.Array) -> pa.Array:
+    """A uint64 column as int64, values above int64's range clipped to its largest value: no option
+    has either code, so such a cell alone is not allowed (a failed cast would refuse the column)."""
+    top = pa.scalar(np.iinfo(np.int64).max, pa.uint64())
+    return pc.min_element_wise(col, top, skip_nulls=False).cast(pa.int64())
 
 
 def _map_other(plan: Plan, q: int, col: pa.Array, kernel=None) -> np.ndarray:

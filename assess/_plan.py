@@ -31,6 +31,11 @@ NULL_SCORE = -(1 << 31)
 CODE_LO, CODE_SPAN = -128, 384
 
 
+class Unsupported(ValueError):
+    """A valid definition the kernel's layout cannot hold (a code or a domain sum too large):
+    ``assess.score`` has the reference scorer score it instead."""
+
+
 @dataclass(frozen=True)
 class Plan:
     questions: tuple[str, ...]          # items first, then fields, in definition order
@@ -128,7 +133,7 @@ def compile_plan(ins: m.Instrument) -> Plan:
             if code is None:
                 continue   # text codes such as "0b" are mapped in Python (assess/_columns.py)
             if not CODE_LO <= code < CODE_LO + CODE_SPAN:
-                raise ValueError(f"{ins.id} {q.id}: integer code {code} outside {CODE_LO}…{CODE_LO + CODE_SPAN - 1}")
+                raise Unsupported(f"{ins.id} {q.id}: integer code {code} outside {CODE_LO}…{CODE_LO + CODE_SPAN - 1}")
             code_table[k, code - CODE_LO] = j
 
     n_items = len(ins.items)
@@ -136,7 +141,7 @@ def compile_plan(ins: m.Instrument) -> Plan:
     for d in ins.domains:
         members = [i for i in ins.items if i.domain == d.id]
         if sum(max(abs(o.points) for o in i.options) for i in members) >= 1 << 15 or len(members) >= 1 << 16:
-            raise ValueError(f"{ins.id} {d.id}: domain too large for the kernel's packed sums")
+            raise Unsupported(f"{ins.id} {d.id}: domain too large for the kernel's packed sums")
     width = max(len(i.options) for i in ins.items) + 2
     pack2 = np.ones((n_items, width), np.int32)
     sum_table = np.ones((n_items, CODE_SPAN), np.int32)

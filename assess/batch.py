@@ -15,12 +15,12 @@ import pyarrow.compute as pc
 
 from . import _columns, _reference
 from . import model as m
-from ._plan import compile_plan
+from ._plan import Unsupported, compile_plan
 
 THREADS_ENV = "ASSESS_THREADS"
 
 
-def _as_arrow(table) -> tuple[pa.Table, str]:
+def _as_arrow(table, questions) -> tuple[pa.Table, str]:
     if isinstance(table, pa.Table):
         return table, "arrow"
     if isinstance(table, pa.RecordBatch):
@@ -30,17 +30,26 @@ def _as_arrow(table) -> tuple[pa.Table, str]:
     except ImportError:  # pragma: no cover - pandas is a dependency
         pd = None
     if pd is not None and isinstance(table, pd.DataFrame):
-        try:
-            return pa.Table.from_pandas(table, preserve_index=False), "pandas"
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            # A column mixing ints and text codes (2 and "0b", as score_one accepts): write every
-            # value as its canonical code text, so that Arrow gets one type and nothing changes meaning.
-            fixed = table.copy()
-            for name in table.columns:
-                if table[name].dtype == object:
-                    fixed[name] = [_code_text(v) for v in table[name]]
-            return pa.Table.from_pandas(fixed, preserve_index=False), "pandas"
+        return _from_pandas(table, questions), "pandas"
     raise TypeError(f"score() takes a pandas DataFrame or a pyarrow Table/RecordBatch, not {type(table).__name__}")
+
+
+def _from_pandas(df, questions) -> pa.Table:
+    # Only the columns the instrument reads (Arrow names a column str(name)): another one (notes
+    # mixing lists and text, complex numbers) may have no Arrow type, and must not stop the scoring.
+    read = [name for name in df.columns if str(name) in questions]
+    if not read:   # Arrow counts no rows in a table of no column
+        return pa.table({"rows": pa.nulls(len(df))}).select([])
+    try:
+        return pa.Table.from_pandas(df, columns=read, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        # A column mixing ints and text codes (2 and "0b", as score_one accepts): write every
+        # value as its canonical code text, so that Arrow gets one type and nothing changes meaning.
+        fixed = df[read].copy()
+        for name in read:
+            if fixed[name].dtype == object:
+                fixed[name] = [_code_text(v) for v in fixed[name]]
+        return pa.Table.from_pandas(fixed, preserve_index=False)
 
 
 def _code_text(value):
@@ -66,23 +75,45 @@ def output_schema(ins: m.Instrument) -> pa.Schema:
 
 @functools.lru_cache(maxsize=32)
 def _kernel_plan(kernel, ins: m.Instrument):
-    return kernel.KernelPlan(compile_plan(ins))
+    """The compiled plan, or None for a definition the kernel's layout cannot hold (the reference
+    scorer then scores it, with the same answers)."""
+    try:
+        return kernel.KernelPlan(compile_plan(ins))
+    except Unsupported:
+        return None
 
 
 def default_threads() -> int:
-    return int(os.environ.get(THREADS_ENV, 0)) or min(os.cpu_count() or 1, 8)
+    """``ASSESS_THREADS``, or the machine's cores (at most 8) when it is unset or 0."""
+    given = os.environ.get(THREADS_ENV, "").strip() or "0"
+    if not given.isdecimal():
+        raise ValueError(f"{THREADS_ENV}={given!r} is not a number of threads: give a whole number "
+                         f"(1 or more), or 0 for the machine's cores")
+    return int(given) or min(os.cpu_count() or 1, 8)
+
+
+def check_threads(threads) -> int | None:
+    """The ``threads`` argument of :func:`assess.score` as an int (None or 0: the default)."""
+    allowed = "a whole number of threads (1 or more), or None for the default"
+    if threads is None:
+        return None
+    if isinstance(threads, (bool, np.bool_)) or not isinstance(threads, (int, np.integer)):
+        raise TypeError(f"threads must be {allowed}, not {threads!r} ({type(threads).__name__})")
+    if threads < 0:
+        raise ValueError(f"threads must be {allowed}, not {threads!r}")
+    return int(threads)
 
 
 def score_raw(ins: m.Instrument, arrow: pa.Table, kernel=None, threads: int | None = None) -> dict:
     """A backend's raw arrays for a table (see ``_reference.score_columns``)."""
-    if kernel is not None:
+    kplan = _kernel_plan(kernel, ins) if kernel is not None else None
+    if kplan is not None:
         plan = compile_plan(ins)
-        kplan = _kernel_plan(kernel, ins)
         parts = [_columns.run(kernel, kplan, plan, b, threads or default_threads()) for b in arrow.to_batches()]
         if len(parts) == 1:
             return parts[0]
         if not parts:
-            return _reference.score_columns(ins, {}, 0)
+            return _reference.score_columns(ins, {}, arrow.num_rows)
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     present = [q for q in ins._questions if q in arrow.column_names]
     columns = {q: arrow.column(q).to_pylist() for q in present}
@@ -90,11 +121,14 @@ def score_raw(ins: m.Instrument, arrow: pa.Table, kernel=None, threads: int | No
 
 
 def score_table(ins: m.Instrument, table, kernel=None, threads: int | None = None):
-    arrow, kind = _as_arrow(table)
+    threads = check_threads(threads) or default_threads()   # checked whichever backend scores
+    arrow, kind = _as_arrow(table, ins._questions)
     raw = score_raw(ins, arrow, kernel, threads)
     out = to_arrow(ins, raw)
     if kind == "pandas":
-        return to_pandas(out)
+        frame = to_pandas(out)
+        frame.index = table.index   # row for row with the input, so that it joins on its index
+        return frame
     if kind == "batch":
         return pa.record_batch([c.combine_chunks() for c in out.columns], schema=out.schema)
     return out

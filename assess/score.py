@@ -27,6 +27,9 @@ _kernel, backend = _load_backend()
 
 def resolve(instrument, settings: Mapping | None = None) -> m.Instrument:
     """An Instrument from an id or an Instrument, with settings applied."""
+    if settings is not None and not isinstance(settings, Mapping):
+        raise TypeError(f"settings must be a mapping of setting name to value (or None), "
+                        f"not {settings!r} ({type(settings).__name__})")
     if isinstance(instrument, m.Instrument):
         ins = instrument.with_settings(settings) if settings else instrument
     else:
@@ -67,11 +70,12 @@ def score(instrument, table, *, settings: Mapping | None = None, threads: int | 
     """Score a table of assessments: one row per assessment, one column per item or field id.
 
     Takes a pandas DataFrame or a pyarrow Table / RecordBatch and returns the same kind of table,
-    of the same length and order, with domain scores, derived scores, ``level_initial``,
-    ``level``, ``rules`` (bitmask in rule order) and one ``rule_<id>`` flag per rule, ``status``
-    and ``error_field``. A bad row never stops the batch: its status says why it has no level.
-    ``threads`` (default: the machine's cores, or ``ASSESS_THREADS``) splits rows across threads
-    in the compiled kernel; results do not depend on it.
+    of the same length and order (a DataFrame keeps its index), with domain scores, derived
+    scores, ``level_initial``, ``level``, ``rules`` (bitmask in rule order) and one ``rule_<id>``
+    flag per rule, ``status`` and ``error_field``. A bad row never stops the batch: its status
+    says why it has no level. Columns the instrument does not read are ignored. ``threads``, a
+    whole number (default: the machine's cores, or ``ASSESS_THREADS``), splits rows across
+    threads in the compiled kernel; results do not depend on it.
     """
     from . import batch
     ins = resolve(instrument, settings)

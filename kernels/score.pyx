@@ -255,14 +255,16 @@ cdef inline void item_identity(const code_t* data, int32_t lo, int32_t hi, Py_ss
 
 cdef inline void item_identity64(const int64_t* data, int32_t lo, int32_t hi, Py_ssize_t m,
                                  int32_t* acc) noexcept nogil:
-    # The same for int64 columns, compared in 64 bits so that no huge value wraps into range.
+    # The same for int64 columns, compared in 64 bits so that no huge value wraps into range. The
+    # shift is done on the low 32 bits as unsigned, which keeps a negative code's sign (-1 adds
+    # -1 << 16) and cannot overflow for a value out of range (multiplied by 0 anyway).
     cdef Py_ssize_t r
     cdef int64_t c
     cdef int32_t ok
     for r in range(m):
         c = data[r]
         ok = (c >= lo) & (c <= hi)
-        acc[r] += (<int32_t>(c & 0x7FFF) << 16) * ok + (1 - ok)
+        acc[r] += <int32_t>(<uint32_t>c << 16) * ok + (1 - ok)
 
 
 cdef inline int16_t index_of_int(const int16_t* ctable, int64_t code) noexcept nogil:
