@@ -161,7 +161,7 @@ def _id_numbers(region: np.ndarray, birth: np.ndarray, seq: np.ndarray) -> np.nd
 
 def _spoil(cols, kind, rng, ins, as_of) -> None:
     item_ids = [i.id for i in ins.items if i.id != "B.3.9"]
-    for k in set(kind) - {""}:
+    for k in sorted(set(kind) - {""}):    # sorted: the draws below follow a fixed order for a seed
         rows = np.flatnonzero(kind == k)
         m = rows.size
         pick = rng.choice(item_ids, m)

@@ -80,6 +80,8 @@ class Code(CodeCatalogue, enum.Enum):
     ROW_015 = ("wrong number of cells",
                "{where}：该行有 {actual} 个单元格，表头有 {expected} 个。请检查分隔符和引号。")
     ROW_016 = ("empty row", "{where}：空行，没有任何答案。请删除该行或补全记录。")
+    ROW_017 = ("bytes not in the file's encoding",
+               "{where}，{column}：含有不能按 {encoding} 解码的字节（{value}）。请修正该行，或用 --encoding 指定文件的编码。")
     # Screening files as a whole
     FILE_001 = ("input file cannot be read",
                 "{where}：无法读取（{detail}）。支持 .csv（UTF-8 或 GB18030）、.xlsx、.parquet。")

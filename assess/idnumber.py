@@ -17,6 +17,7 @@ screening path) and agrees with :func:`check` row for row.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,6 +104,15 @@ def mask(value) -> str:
     if len(s) < 8:
         return "*" * len(s)
     return s[:6] + "*" * (len(s) - 7) + s[-1]
+
+
+# Runs of 15 to 18 identity characters (digits, a last X) standing alone in a text.
+_NUMBER_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])[0-9]{14,17}[0-9Xx](?![0-9A-Za-z])")
+
+
+def mask_in_text(text: str) -> str:
+    """``text`` (a whole input line, say) with every identity number in it masked as :func:`mask` does."""
+    return _NUMBER_IN_TEXT.sub(lambda m: mask(m.group()), text)
 
 
 def is_valid(value, as_of: dt.date | None = None) -> bool:

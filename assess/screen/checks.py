@@ -260,6 +260,9 @@ def check_rows(table: pa.Table, lines: np.ndarray, as_number: dict, cols, opts: 
     else:
         ids = None
     id_ok = ids.reason == idnumber.OK if ids is not None else np.zeros(n, bool)
+    # A number stored as a number (ROW_004) lost its last digits: even when they happen to pass the
+    # check, the birth date and sex in it are not the person's, so nothing is compared with them.
+    id_ok &= ~as_number.get(ID_NUMBER, np.zeros(n, bool))
 
     if REGION in table.column_names:
         # A 6-digit code (GB/T 2260), judged once per distinct value; a blank is not a code either.
@@ -268,7 +271,8 @@ def check_rows(table: pa.Table, lines: np.ndarray, as_number: dict, cols, opts: 
         _emit(out, table, REGION, wrong, lines, src, Code.ROW_010)
         bad |= wrong
 
-    birth = ids.birth if ids is not None else np.full(n, np.datetime64("NaT"), "datetime64[D]")
+    birth = np.where(id_ok, ids.birth, np.datetime64("NaT", "D")) if ids is not None \
+        else np.full(n, np.datetime64("NaT"), "datetime64[D]")
     if BIRTH in table.column_names:
         col = table.column(BIRTH).combine_chunks()
         given = _parse_dates(col)

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -56,6 +58,16 @@ def stop_numpy_huge_pages() -> bool:
     return True
 
 
+def stop_on_sigterm() -> None:
+    """Turn SIGTERM (``kill``, a scheduler's time limit) into SystemExit in this command's process,
+    so that the run stops as on Ctrl-C: the files written aside are removed, nothing half-written
+    remains. Python's default ends the process at once, leaving them behind."""
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
+
+
 # The GIL switch interval of this command's process (Python's default: 5 ms). The reading and
 # scoring threads need the GIL only briefly between compiled loops; behind the main thread's Python
 # they could wait up to the interval each time while a core stood idle.
@@ -94,6 +106,7 @@ def screen(input_path, instrument_id, out, rejects, map_path, report, as_of, und
            pairs, as_json):
     """Score a screening file (CSV, Excel, Parquet) in batches; every row ends in OUT or REJECTS."""
     from .run import screen as run
+    stop_on_sigterm()
     keep_freed_memory()
     stop_numpy_huge_pages()
     sys.setswitchinterval(SWITCH_INTERVAL_S)
@@ -118,7 +131,8 @@ def screen(input_path, instrument_id, out, rejects, map_path, report, as_of, und
     st = summary.stats
     if as_json:
         click.echo(json.dumps({**st.to_dict(), "out": str(summary.out), "rejects": str(summary.rejects),
-                               "seconds": round(summary.seconds, 3)}, ensure_ascii=False, indent=2))
+                               "seconds": round(summary.seconds, 3), "notes": list(summary.notes)},
+                              ensure_ascii=False, indent=2))
         return
     rate = st.rows_read / summary.seconds if summary.seconds else 0
     click.echo(f"读取 rows read: {st.rows_read:,} = 已评分 scored {st.scored:,} + 已拒绝 rejected {st.rejected:,}"
@@ -136,12 +150,14 @@ def screen(input_path, instrument_id, out, rejects, map_path, report, as_of, und
             click.echo(f"  {code:<9} {n:>10,}")
     if summary.ignored:
         click.echo(f"未识别的列 ignored columns: {', '.join(map(str, summary.ignored))}")
+    for note in summary.notes:
+        click.echo(f"注意 note: {note}")
     click.echo(f"OUT {summary.out}   REJECTS {summary.rejects}" + (f"   REPORT {summary.report}" if summary.report else ""))
 
 
 @click.command("demo-data")
 @click.option("--instrument", "instrument_id", default="gbt42195-2022", show_default=True)
-@click.option("--rows", type=int, default=10_000, show_default=True)
+@click.option("--rows", type=click.IntRange(min=1), default=10_000, show_default=True)
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help=".csv, .xlsx or .parquet")
 @click.option("--bad-share", type=float, default=0.02, show_default=True, help="Share of rows with one fault each.")

@@ -98,7 +98,7 @@ def parse(data, plan: Plan):
     None when the chunk is not plain."""
     buf = np.frombuffer(data, np.uint8)
     n = buf.size
-    if n == 0 or not _utf8(data):
+    if n == 0 or not is_utf8(data):
         return None
     nc, nt = len(plan.codes), len(plan.texts)
 
@@ -153,7 +153,7 @@ def _text(offsets, data, rows, nulls) -> pa.Array:
     return pa.Array.from_buffers(pa.string(), rows, [valid, pa.py_buffer(offsets), pa.py_buffer(data[:used])], nulls)
 
 
-def _utf8(data) -> bool:
+def is_utf8(data) -> bool:
     """Whether the chunk is valid UTF-8, as pyarrow's reader requires of every text cell."""
     whole = pa.Array.from_buffers(pa.string(), 1, [None, pa.py_buffer(np.array([0, len(data)], np.int32)),
                                                    pa.py_buffer(data)])

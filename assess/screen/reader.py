@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -90,14 +91,30 @@ def open_source(path, ins: m.Instrument, mapping: dict | None = None, *, batch_r
 # --------------------------------------------------------------------------- CSV
 
 def detect_encoding(path) -> str:
-    """UTF-8 (with or without BOM) when the start of the file decodes as UTF-8, else GB18030."""
+    """UTF-8 (with or without BOM) when the start of the file decodes as UTF-8, or when nearly all
+    of its lines with non-ASCII bytes do (a few damaged lines are rejected one by one, not read as
+    GB18030, which would garble every Chinese cell and the header); else GB18030."""
     with open(path, "rb") as f:
         head = f.read(1 << 20)
     try:
         codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
         return "utf-8"
     except UnicodeDecodeError:
-        return "gb18030"
+        pass
+    lines = head.split(b"\n")[:-1] or [head]
+    wide = [line for line in lines if not line.isascii()]
+    undecodable = sum(not _decodes(line, "utf-8") for line in wide)
+    # Chinese text in GB18030 almost never decodes as UTF-8: a real GB18030 file fails on nearly
+    # every such line, a damaged UTF-8 file on a few.
+    return "utf-8" if undecodable * 10 <= len(wide) else "gb18030"
+
+
+def _decodes(data: bytes, encoding: str) -> bool:
+    try:
+        data.decode(encoding)
+        return True
+    except UnicodeDecodeError:
+        return False
 
 
 def _header(path, encoding: str) -> tuple[list[str], int]:
@@ -149,6 +166,29 @@ class CsvSource(Source):
         convert = pacsv.ConvertOptions(include_columns=include, column_types={c: pa.string() for c in include},
                                        strings_can_be_null=True, null_values=[""], quoted_strings_can_be_null=True)
         return positional, convert, names
+
+    def _without_undecodable(self, data, base: int):
+        """The chunk without its lines that are not UTF-8, and for each of those (0-based index in
+        the chunk, problem): the line is rejected, naming its first cell that does not decode.
+        Lines are cut at line feeds, which is where records end only when no cell is quoted; a
+        quoted chunk with such bytes stops the run with the line to look at."""
+        raw = bytes(data)
+        lines = raw.split(b"\n")
+        if b'"' in raw:
+            first = next(i for i, line in enumerate(lines) if not _decodes(line, "utf-8"))
+            raise ScreenError(problem(Code.FILE_001, where=f"{self.path} 约第{base + first}行",
+                                      detail="含有不是 UTF-8 的字节；请用 --encoding 指定文件的编码，或修正该行"))
+        kept, dropped = [], []
+        for i, line in enumerate(lines):
+            if _decodes(line, "utf-8"):
+                kept.append(line)
+                continue
+            cells = line.decode("utf-8", errors="replace").split(",")
+            j = next(j for j, c in enumerate(cells) if "\ufffd" in c)
+            column = self.header[j] if j < len(self.header) else ""
+            value = _clip(idnumber.mask_in_text(cells[j]))
+            dropped.append((i, (base + i, column, value, Code.ROW_017, {"encoding": "UTF-8"})))
+        return np.frombuffer(b"\n".join(kept), np.uint8), dropped
 
     def _parse(self, data, threads: bool, positional, convert):
         invalid: list = []
@@ -206,20 +246,34 @@ class CsvSource(Source):
                             present=present, raw=raw)
                 base += k
                 continue
+            undecodable: list = []
+            if self._arrow_encoding == "utf8" and not plaincsv.is_utf8(data):
+                data, undecodable = self._without_undecodable(data, base)
             table, invalid = self._parse(data, self.threads, positional, convert)
             if invalid and (not self.threads or any(num is None for num, _ in invalid)):
                 table, invalid = self._parse(data, False, positional, convert)
             k = table.num_rows
             offset = np.arange(k, dtype=np.int64)
-            problems = []
-            if invalid:
-                bad = np.array(sorted(num - 1 for num, _ in invalid), np.int64)      # 0-based in the chunk
-                # Row j comes after every skipped line i with (bad_i - i) <= j.
-                offset += np.searchsorted(bad - np.arange(bad.size), offset, side="right")
-                problems = [_invalid_problem(base + num - 1, row) for num, row in invalid]
+            # Lines left out of the table, 0-based in the chunk: those taken out before parsing,
+            # then those pyarrow skipped (numbered among the lines it was given).
+            taken = np.array([i for i, _ in undecodable], np.int64)
+            skipped = _among(np.array([num - 1 for num, _ in invalid], np.int64), taken)
+            problems = [p for _, p in undecodable] + [_invalid_problem(base + int(i), row)
+                                                      for i, (_, row) in zip(skipped, invalid)]
+            bad = np.sort(np.concatenate([taken, skipped]))
+            if bad.size:
+                offset = _among(offset, bad)
+            problems.sort(key=lambda p: p[0])
             lines = base + offset
-            base += k + len(invalid)
+            base += k + bad.size
             yield Chunk(table.rename_columns(names), lines, {}, problems, pos)
+
+
+def _among(index: np.ndarray, left_out: np.ndarray) -> np.ndarray:
+    """Positions in the whole of items numbered ``index`` among those kept, when the items at the
+    sorted positions ``left_out`` were left out: item j comes after every left-out i with
+    (left_out_i - i) <= j."""
+    return index + np.searchsorted(left_out - np.arange(left_out.size), index, side="right")
 
 
 def _after_last_newline(data: np.ndarray) -> int:
@@ -304,7 +358,9 @@ def prefetch(batches, depth: int = 1, name: str = "assess-screen-reader"):
 def _invalid_problem(num, row):
     if not row.text.strip():
         return (num, "", "", Code.ROW_016, {})
-    return (num, "", _clip(row.text), Code.ROW_015, {"actual": row.actual_columns, "expected": row.expected_columns})
+    # The line as read, to find it by; identity numbers in it masked as in every other reject.
+    return (num, "", _clip(idnumber.mask_in_text(row.text)), Code.ROW_015,
+            {"actual": row.actual_columns, "expected": row.expected_columns})
 
 
 def _clip(text: str, n: int = 60) -> str:
@@ -336,7 +392,7 @@ class ParquetSource(Source):
         done = 0
         cols = list(self.columns.by_source)
         names = [self.columns.by_source[c] for c in cols]
-        for batch in self.file.iter_batches(batch_size=self.batch_rows, columns=cols, use_threads=True):
+        for batch in self._read(cols, done):
             table = pa.Table.from_batches([batch]).rename_columns(names)
             as_number = {}
             for cid in self.columns.identity:
@@ -349,12 +405,38 @@ class ParquetSource(Source):
             done += table.num_rows
             yield Chunk(table, lines, as_number, [], done)
 
+    def _read(self, cols, done: int):
+        """The file's record batches; a damaged file stops the run with a coded error, not a traceback."""
+        batches = self.file.iter_batches(batch_size=self.batch_rows, columns=cols, use_threads=True)
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except (OSError, pa.ArrowException) as exc:
+                raise ScreenError(problem(Code.FILE_001, where=f"{self.path}（第{done + 2}行起的一批）",
+                                          detail=f"文件已损坏：{exc}")) from exc
+            done += batch.num_rows
+            yield batch
+
 
 def _to_text(col) -> pa.ChunkedArray:
+    if pa.types.is_timestamp(col.type):
+        return _timestamp_text(col)
     if pa.types.is_floating(col.type):
         return pa.chunked_array([pa.array([None if v is None else _num_text(v) for v in col.to_pylist()],
                                           pa.string())])
     return col.cast(pa.string())
+
+
+def _timestamp_text(col) -> pa.ChunkedArray:
+    """Timestamps as Excel cells read (_cell_text): the date alone at midnight (a birth date that
+    pandas stored as a timestamp), else date and time."""
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    day = pc.cast(col, pa.date32(), safe=False)
+    midnight = pc.equal(pc.cast(day, col.type), col)
+    full = pc.strftime(col, format="%Y-%m-%d %H:%M:%S")
+    return pa.chunked_array([pc.if_else(midnight, pc.cast(day, pa.string()), full)])
 
 
 def _num_text(v) -> str:

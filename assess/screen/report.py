@@ -13,6 +13,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..errors import Code
+from .stats import NO_REGION
 
 CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Serif CJK SC", "WenQuanYi Zen Hei",
              "WenQuanYi Micro Hei", "Source Han Sans SC", "SimHei", "Microsoft YaHei", "PingFang SC")
@@ -73,7 +74,7 @@ def charts(summary) -> dict:
     regions = sorted(st.regions.items(), key=lambda kv: -kv[1].sum())[:MAX_REGIONS]
     if regions:
         fig, ax = plt.subplots(figsize=(8, 0.32 * len(regions) + 1.4))
-        labels = [r for r, _ in regions][::-1]
+        labels = [_t(r, "(blank)") if r == NO_REGION else r for r, _ in regions][::-1]
         shares = np.array([v / max(1, v.sum()) * 100 for _, v in regions])[::-1]
         left = np.zeros(len(regions))
         for lv in range(shares.shape[1]):

@@ -3,6 +3,7 @@ so an interrupted run never leaves a half-written file under the name asked for.
 from __future__ import annotations
 
 import csv
+import glob
 import os
 import queue
 import threading
@@ -34,10 +35,57 @@ def check_out_path(path, what: str = "OUT") -> Path:
     return path
 
 
+def check_report_path(path) -> Path:
+    """The HTML report's path, checked before any row is read (it is written last)."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise ScreenError(problem(Code.FILE_004, where=f"REPORT {path}", detail="目录不存在"))
+    return path
+
+
+def check_distinct(input_path, **outputs) -> None:
+    """Refuse an output that is the input or another output: OUT written over the input would
+    destroy it, and two outputs under one name would share a temporary file and lose rows."""
+    named = [("INPUT", Path(input_path))] + [(what.upper(), Path(p)) for what, p in outputs.items() if p is not None]
+    for i, (what, path) in enumerate(named):
+        for earlier, other in named[:i]:
+            if _same_file(path, other):
+                raise ScreenError(problem(Code.FILE_004, where=f"{what} {path}", detail=f"与 {earlier} 是同一个文件"))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)     # hard links, or one name reached through another folder
+    except OSError:                      # one of them does not exist yet
+        return False
+
+
+def _remove_stale(path: Path) -> None:
+    """Remove what a killed earlier run left aside for ``path`` (the process named in its
+    temporary name is gone), so that kills do not pile up hidden files next to OUT."""
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.partial"):
+        pid = tmp.name[len(path.name) + 2:-len(".partial")]
+        if pid.isdigit() and int(pid) != os.getpid() and not _running(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:      # another user's process
+        return True
+    return True
+
+
 class _Aside:
     def __init__(self, path):
         self.path = Path(path)
         self.tmp = _aside(self.path)
+        _remove_stale(self.path)
 
     def abort(self) -> None:
         self._close()
