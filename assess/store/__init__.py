@@ -41,8 +41,14 @@ def recognise(person_id: str, department: str, purpose: str, on: _dt.date | str 
     when a result is recognised; falsy with ``reason`` (no_record, revoked, expired,
     instrument_not_accepted, issuer_not_accepted, level_not_accepted, too_few_assessors,
     signature_invalid) and ``detail`` otherwise. Reads of other departments' records are audited.
+
+    Without ``store``, the store of ``ASSESS_STORE_CONFIG`` is asked. A read through a node of
+    another department than ``department`` is audited with the node named (see recognise._audit_rows).
     """
-    return (store or default_store()).recognise(person_id, department, purpose, on=on, actor=actor)
+    if store is None:
+        return default_store().recognise(person_id, department, purpose, on=on, actor=actor)
+    from .recognise import recognise as recognise_for
+    return recognise_for(store, person_id, department, purpose, on=on, actor=actor)
 
 
 __all__ = ["Store", "Recognition", "Reason", "Policy", "load_policy", "Verdict", "StoreError", "StoreCode",

@@ -6,7 +6,9 @@ else from standard input when it is not a terminal, else from a hidden prompt.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 import sys
 
 import click
@@ -23,6 +25,22 @@ def _store(ctx):
     st = Store.from_config(ctx.obj["config"])
     ctx.call_on_close(st.close)          # dispose of pooled connections when the command ends
     return st
+
+
+def _date(ctx, param, value):
+    """An option's date, strictly YYYY-MM-DD (a usage error, exit 2, otherwise)."""
+    if value is None:
+        return None
+    try:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            raise ValueError(value)
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give a date as YYYY-MM-DD") from None
+
+
+# --id-file: a file that exists, or '-' for standard input (click checks before the command runs).
+_ID_FILE = click.Path(exists=True, dir_okay=False, allow_dash=True)
 
 
 def _read_id(id_file) -> str:
@@ -58,7 +76,7 @@ def init_cmd(ctx, as_json):
 
 @store.command("import")
 @click.argument("parquet", type=click.Path(exists=True, dir_okay=False))
-@click.option("--assessed-on", required=True, help="Assessment date of the screening (YYYY-MM-DD).")
+@click.option("--assessed-on", required=True, callback=_date, help="Assessment date of the screening (YYYY-MM-DD).")
 @click.option("--organisation", required=True, help="The assessing organisation.")
 @click.option("--reason", required=True, type=click.Choice(["first", "routine", "change", "review"]))
 @click.option("--assessor", "assessors", multiple=True, help="An assessor (repeat for each).")
@@ -93,8 +111,8 @@ def import_cmd(ctx, parquet, assessed_on, organisation, reason, assessors, instr
 @store.command("lookup")
 @click.option("--department", required=True, help="The department asking (policy id, e.g. nhsa).")
 @click.option("--purpose", required=True, help="The purpose (policy id, e.g. ltc_benefit).")
-@click.option("--on", "on", default=None, help="Date to recognise on (default today).")
-@click.option("--id-file", type=click.Path(dir_okay=False, allow_dash=True),
+@click.option("--on", "on", default=None, callback=_date, help="Date to recognise on (default today).")
+@click.option("--id-file", type=_ID_FILE,
               help="Read the 公民身份号码 from this file ('-' = stdin). Never give it on the command line.")
 @click.option("--all", "all_records", is_flag=True, help="List every record of the person with its state.")
 @click.option("--actor", default=None, help="Who is asking (for the audit log; default the OS user).")
@@ -110,7 +128,7 @@ def lookup_cmd(ctx, department, purpose, on, id_file, all_records, actor, as_jso
         if as_json:
             _dump(rows)
         for r in rows if not as_json else []:
-            click.echo(f"{r['record_id'][:16]}  {r['assessed_on']}  {r['department']}  {r['instrument']} "
+            click.echo(f"{r['record_id']}  {r['assessed_on']}  {r['department']}  {r['instrument']} "
                        f"v{r['version']}  level {r['level']}  {r['state']}  "
                        f"{'verified' if r['verified'] else 'NOT VERIFIED: ' + r['verify_detail']}")
         return
@@ -129,14 +147,16 @@ def lookup_cmd(ctx, department, purpose, on, id_file, all_records, actor, as_jso
 @_errors
 def verify_cmd(ctx, record_ids, as_json):
     """Verify records against the trusted public keys; name the fields changed after signing."""
-    n = bad = 0
+    checked = {"record": 0, "revocation": 0}
+    bad = 0
     for v in _store(ctx).verify(record_ids or None):
-        n += 1
+        checked[v.kind] += 1
         if not v.ok:
             bad += 1
-            click.echo(json.dumps(v.to_dict(), ensure_ascii=False) if as_json
-                       else f"FAIL {v.record_id}: {v.reason}")
-    click.echo(f"{n} records checked, {bad} failed", err=as_json)
+            what = v.record_id if v.kind == "record" else f"revocation of {v.record_id}"
+            click.echo(json.dumps(v.to_dict(), ensure_ascii=False) if as_json else f"FAIL {what}: {v.reason}")
+    click.echo(f"{checked['record']} records and {checked['revocation']} revocations checked, {bad} failed",
+               err=as_json)
     sys.exit(1 if bad else 0)
 
 
@@ -157,14 +177,14 @@ def rescore_cmd(ctx, instrument, version, pairs, record_ids, as_json):
         return
     for r in logs:
         b, a = json.loads(r["before"]), json.loads(r["after"])
-        click.echo(f"{r['old_record_id'][:16]} → {r['new_record_id'][:16]}  total {b['total']} → {a['total']}  "
+        click.echo(f"{r['old_record_id']} → {r['new_record_id']}  total {b['total']} → {a['total']}  "
                    f"level {b['level']} → {a['level']}")
     click.echo(f"{len(logs)} records re-scored ({sum(r['changed'] for r in logs)} changed)")
 
 
 @store.command("audit")
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(0))
-@click.option("--id-file", type=click.Path(dir_okay=False, allow_dash=True),
+@click.option("--id-file", type=_ID_FILE,
               help="Only reads about the person whose 公民身份号码 is in this file ('-' = stdin).")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
@@ -178,5 +198,5 @@ def audit_cmd(ctx, limit, id_file, as_json):
         return
     for r in rows:
         click.echo(f"{r['at']}  {r['department']}/{r['actor']}  {r['action']} {r['purpose']}  "
-                   f"person {r['person_key'][:12]}…  record {r['record_id'][:12]}… ({r['record_department']})  "
+                   f"person {r['person_key'][:12]}…  record {r['record_id']} ({r['record_department']})  "
                    f"{r['outcome']}")

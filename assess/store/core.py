@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import yaml
-from sqlalchemy import and_, exists, select
+from sqlalchemy import and_, select
 from sqlalchemy.orm import aliased
 
 from .. import idnumber
@@ -61,6 +61,7 @@ class Store:
         self._policy = policy if isinstance(policy, Policy) or policy is None else None
         self._policy_path = None if isinstance(policy, Policy) or policy is None else policy
         self._engine = None
+        self._schema_checked = False
         self._secret = self._cipher = self._signer = self._public = None
         self.manifests = signing.ManifestCache()
         # A deployment's own writer lock (web/ sets its cross-process one), held only around a write
@@ -110,11 +111,24 @@ class Store:
         """Create missing key files for this department and apply pending schema migrations."""
         made = keys.create_keys(self.keys_dir, self.department, id_number_key=self.keep_id_number == "encrypted")
         done = self._write(schema.migrate)
+        self._schema_checked = True
         return [f"key file {p}" for p in made] + [f"migration {m}" for m in done]
 
     def check_schema(self):
+        """STORE_001 unless the store is initialised and current; a missing SQLite file is not created."""
+        where = self.url.split("@")[-1]
+        path = db.sqlite_file(self.url)
+        if path is not None and not path.exists():
+            raise store_error(StoreCode.STORE_001, str(path), found="0: no database file")
         with db.read(self.engine) as conn:
-            schema.check_current(conn, self.url.split("@")[-1])
+            schema.check_current(conn, where)
+        self._schema_checked = True
+
+    def ready(self):
+        """:meth:`check_schema`, once per handle: every operation but ``init`` needs an initialised store
+        (opening a missing SQLite file would create an empty one and fail on its first table)."""
+        if not self._schema_checked:
+            self.check_schema()
 
     @property
     def policy(self) -> Policy:
@@ -203,7 +217,13 @@ class Store:
     def add_prepared(self, prepared: PreparedRecord) -> str:
         """Store a record from :meth:`prepare_add` (skipped when the same record is stored); its id."""
         row, sig = prepared
-        self._write(lambda conn: records.insert_records(conn, [row], sig))
+        self.ready()
+
+        def do(conn):
+            if row["supersedes"] is not None:
+                self._check_supersedes(conn, row)
+            return records.insert_records(conn, [row], sig)
+        self._write(do)
         log.info("stored record %s for person %s…", row["record_id"][:12], row["person_key"][:12])
         return row["record_id"]
 
@@ -217,33 +237,57 @@ class Store:
             raise store_error(StoreCode.STORE_009, "store", record_id=record_id)
         return r
 
+    def _check_supersedes(self, conn, row) -> None:
+        """A record supersedes only a stored record of the same person that this department issued
+        (recognition honours no other link: recognise.standing)."""
+        old = self._get(conn, row["supersedes"])
+        if old["department"] != self.department:
+            raise store_error(StoreCode.STORE_010, "add", record_id=old["record_id"], issuer=old["department"],
+                              action="supersede")
+        if old["person_key"] != row["person_key"]:
+            raise store_error(StoreCode.STORE_013, "add", record_id=old["record_id"])
+
     def revoke(self, record_id: str, reason: str) -> str:
         """Revoke a record this department issued (a signed revocation row; the record stays)."""
         priv, kid = self.signer
+        self.ready()
 
         def do(conn):
             r = self._get(conn, record_id)
             if r["department"] != self.department:
                 raise store_error(StoreCode.STORE_010, "revoke", record_id=record_id, issuer=r["department"],
                                   action="revoke")
-            if conn.execute(select(schema.revocations.c.record_id)
-                            .where(schema.revocations.c.record_id == record_id)).first():
+            old = conn.execute(select(schema.revocations)
+                               .where(schema.revocations.c.record_id == record_id)).mappings().first()
+            if old is not None:
+                # One revocation per record (a unique column): a forged one cannot be outvoted, only reported.
+                why = signing.check_revocation(old, self.public_keys, r["department"])
+                if why:
+                    raise store_error(StoreCode.STORE_012, "revoke", record_id=record_id, detail=why)
                 raise store_error(StoreCode.STORE_011, "revoke", record_id=record_id)
             row = {"record_id": record_id, "department": self.department, "reason": reason,
                    "actor": self.actor, "created_at": records.now(), "key_id": kid}
-            payload = signing.canonical(row)
+            payload = signing.revocation_payload(row)
             row["revocation_id"] = signing.record_digest(payload.encode())
             row["signature"] = signing.sign(priv, payload)
             db.insert(conn, schema.revocations, [row])
             return row["revocation_id"]
         return self._write(do)
 
-    def current(self, conn, where=True):
-        """Select records neither superseded nor revoked."""
+    def current(self, conn, where=True) -> list[dict]:
+        """The records matching ``where`` that are neither superseded nor revoked, by the rules of
+        recognition (recognise.standing): only signed revocations and verified links count."""
+        from .recognise import REVOCATION_COLUMNS, standing
         r, s, v = schema.records, aliased(schema.records), schema.revocations
-        return (select(r).where(where)
-                .where(~exists().where(s.c.supersedes == r.c.record_id))
-                .where(~exists().where(v.c.record_id == r.c.record_id)))
+        revoked = [v.c[n].label(f"revoked_{n}") for n in REVOCATION_COLUMNS]
+        rows = [dict(x) for x in conn.execute(
+            select(r, *revoked).outerjoin(v, v.c.record_id == r.c.record_id).where(where)).mappings()]
+        successors = [dict(x) for x in conn.execute(     # the records naming one of those as superseded
+            select(s, *revoked).select_from(s.join(r, r.c.record_id == s.c.supersedes)
+                                            .outerjoin(v, v.c.record_id == s.c.record_id)).where(where)).mappings()]
+        seen = {x["record_id"] for x in rows}
+        superseded, gone = standing(self, conn, rows + [x for x in successors if x["record_id"] not in seen])
+        return [x for x in rows if x["record_id"] not in superseded and x["record_id"] not in gone]
 
     def rescore(self, instrument: str, version: str | None = None, settings=None, record_ids=None) -> list[dict]:
         """Re-score this department's current records of an instrument from their raw answers.
@@ -252,6 +296,7 @@ class Store:
         it, and a ``rescores`` row with the values before and after. Returns those rows.
         """
         from ..instrument import load_instrument
+        self.ready()
         ins = load_instrument(instrument, version=version, settings=settings)
         priv, kid = self.signer
         created = records.now()
@@ -259,7 +304,9 @@ class Store:
         if record_ids:
             cond = and_(cond, schema.records.c.record_id.in_(list(record_ids)))
         with db.read(self.engine) as conn:
-            old = [dict(r) for r in conn.execute(self.current(conn, cond)).mappings()]
+            if record_ids:
+                self._check_found(conn, record_ids, "rescore", mine=True)
+            old = self.current(conn, cond)
         new_rows, logs = [], []
         settings_json = signing.canonical({f"{ins.id}.{k}": v for k, v in ins.setting_values.items()})
         for o in old:
@@ -299,15 +346,38 @@ class Store:
 
     # ------------------------------------------------------------------ verification
     def verify(self, record_ids=None):
-        """Verify records (all, or the ids given) against the trusted public keys; yields Verdicts."""
-        sig_t = schema.signatures
-        q = select(schema.records).order_by(schema.records.c.seq)
+        """Verify records (all, or the ids given) against the trusted public keys, then their
+        revocations; yields Verdicts (``kind`` record or revocation), records first."""
+        r, sig_t, v = schema.records, schema.signatures, schema.revocations
+        q = select(r).order_by(r.c.seq)
+        rq = select(v, r.c.department.label("issuer")).outerjoin(r, r.c.record_id == v.c.record_id) \
+            .order_by(v.c.created_at, v.c.revocation_id)
         if record_ids:
-            q = q.where(schema.records.c.record_id.in_(list(record_ids)))
+            q, rq = q.where(r.c.record_id.in_(list(record_ids))), rq.where(v.c.record_id.in_(list(record_ids)))
+        self.ready()
         with db.read(self.engine) as conn:
+            if record_ids:
+                self._check_found(conn, record_ids, "verify")
             for rec in conn.execute(q).mappings():
                 sig = conn.execute(select(sig_t).where(sig_t.c.sig_id == rec["sig_id"])).mappings().first()
                 yield signing.verify_record(rec, sig, self.public_keys, self.manifests)
+            for rev in conn.execute(rq).mappings():
+                why = signing.check_revocation(rev, self.public_keys, rev["issuer"])
+                yield signing.Verdict(rev["record_id"], not why, [], why, kind="revocation")
+
+    def _check_found(self, conn, record_ids, where: str, mine: bool = False) -> None:
+        """STORE_009 for the first of ``record_ids`` not stored (a command on nothing is a mistake);
+        with ``mine``, STORE_010 for one this department did not issue."""
+        r = schema.records
+        ids = list(dict.fromkeys(record_ids))
+        found = dict(conn.execute(select(r.c.record_id, r.c.department).where(r.c.record_id.in_(ids))).all())
+        missing = [x for x in ids if x not in found]
+        if missing:
+            raise store_error(StoreCode.STORE_009, where, record_id=missing[0])
+        others = [x for x in ids if found[x] != self.department]
+        if mine and others:
+            raise store_error(StoreCode.STORE_010, where, record_id=others[0], issuer=found[others[0]],
+                              action=where)
 
     def decrypt_id(self, rec) -> str | None:
         """The identity number of a record, for its own department's authorised use only."""
@@ -317,10 +387,12 @@ class Store:
 
     # ------------------------------------------------------------------ reading
     def recognise(self, id_number, department, purpose, on=None, actor=None):
+        """:func:`assess.recognise` asked through this node (audited as such when it asks for another department)."""
         from .recognise import recognise
         return recognise(self, id_number, department, purpose, on=on, actor=actor)
 
     def lookup(self, id_number, department, purpose, actor=None):
+        """Every record of a person, asked through this node (audited as :meth:`recognise` is)."""
         from .recognise import lookup
         return lookup(self, id_number, department, purpose, actor=actor)
 
@@ -329,6 +401,7 @@ class Store:
         return import_parquet(self, path, **kw)
 
     def audit_rows(self, person_id: str | None = None, limit: int | None = None) -> list[dict]:
+        self.ready()
         q = select(schema.audit).order_by(schema.audit.c.seq)
         if person_id is not None:
             q = q.where(schema.audit.c.person_key == self.person_key(person_id))

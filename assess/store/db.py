@@ -25,6 +25,14 @@ def sqlite_url(path) -> str:
     return f"sqlite:///{Path(path).resolve()}"
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite store URL (None for PostgreSQL or an in-memory database)."""
+    u = make_url(url if "://" in url else sqlite_url(url))
+    if u.get_backend_name() != "sqlite" or u.database in (None, "", ":memory:"):
+        return None
+    return Path(u.database)
+
+
 def make_engine(url: str) -> Engine:
     """An engine for a store URL: ``sqlite:///path.db`` or ``postgresql+psycopg://…``; a bare path is SQLite."""
     if "://" not in url:

@@ -27,6 +27,11 @@ class StoreCode(CodeCatalogue, enum.Enum):
     STORE_010 = ("not the issuing department",
                  "{where}: record {record_id} was issued by {issuer}; only the issuer can {action} it.")
     STORE_011 = ("record already revoked", "{where}: record {record_id} is already revoked.")
+    STORE_012 = ("invalid revocation in the way",
+                 "{where}: record {record_id} has a revocation row that does not verify ({detail}); it was "
+                 "written outside assess. Run `assess store verify` and restore the store from a backup.")
+    STORE_013 = ("supersedes another person's record",
+                 "{where}: record {record_id} is another person's; a record supersedes only the same person's.")
 
 
 class StoreError(AssessError, RuntimeError):

@@ -5,10 +5,12 @@ identity number (``A.2.8``) or region code fails its check are counted too and n
 The name (``A.2.1``) is not stored: the person key identifies the person.
 
 Idempotent, resumable, atomic per batch: the file is read in batches of a fixed size; each batch
-is written in one transaction together with an ``import_batches`` row naming the file (by SHA-256
-of its bytes), the batch size and the batch number. A re-run skips the batches already committed,
+is written in one transaction together with an ``import_batches`` row naming the import (by
+:func:`import_key`: SHA-256 of the file's bytes, this department and the import's parameters), the
+batch size and the batch number. A re-run of the same import skips the batches already committed,
 and the natural key (record_id) makes any overlap a no-op, so a kill -9 leaves whole batches only
-and running the import again completes it.
+and running the import again completes it. The same file imported with other parameters or by
+another department is another import: its batches are all written.
 
 Each batch is built column-wise (:mod:`.bulk`: Arrow for the canonical JSON, numpy for hex,
 base64 and check lists, one C-level call per row and primitive for the keyed hash, AES-GCM,
@@ -84,6 +86,19 @@ def file_digest(path) -> str:
     return h.hexdigest()
 
 
+# The import's parameters that name it for resuming, beside the file and the department (bulk.Builder.const).
+RESUME_FIELDS = ("instrument", "version", "definition_hash", "settings", "assessed_on", "assessors", "organisation",
+                 "reason")
+
+
+def import_key(file_sha256: str, builder) -> str:
+    """The resume key of an import (``import_batches.file_digest``): the file and everything the
+    import holds constant but its time and signing key, so only a re-run of the same import resumes."""
+    return signing.record_digest(signing.canonical({
+        "file_sha256": file_sha256, "department": builder.dept, **{k: builder.const[k] for k in RESUME_FIELDS}})
+        .encode("utf-8"))
+
+
 def import_parquet(store, path, *, instrument: str = "gbt42195-2022", version: str | None = None, settings=None,
                    assessed_on, assessors, organisation: str, reason: str, batch_size: int = 100_000,
                    workers: int | None = 0, progress=None) -> ImportReport:
@@ -115,10 +130,6 @@ def import_parquet(store, path, *, instrument: str = "gbt42195-2022", version: s
     digest = file_digest(path)
     rep = ImportReport(path.name, digest)
     t0 = time.perf_counter()
-    with db.read(store.engine) as conn:
-        done = {r.batch_no for r in conn.execute(
-            schema.import_batches.select().where(schema.import_batches.c.file_digest == digest)
-            .where(schema.import_batches.c.batch_size == batch_size))}
     builder = bulk.Builder(store.secret, store.cipher.key if store.cipher else None, store.department,
                            store.signer[1], records.now(), ins.id, ins.version, ins.definition_hash,
                            signing.canonical({f"{ins.id}.{k}": v for k, v in ins.setting_values.items()}),
@@ -126,6 +137,11 @@ def import_parquet(store, path, *, instrument: str = "gbt42195-2022", version: s
                            path.name, [(q, getattr(ins.question(q), "type", "") == "icd10_list") for q in qids],
                            sorted(x.id for x in ins.domains), sorted(x.id for x in ins.scores), ins.level_score,
                            [r.id for r in ins.rules])
+    resume = import_key(digest, builder)
+    with db.read(store.engine) as conn:
+        done = {r.batch_no for r in conn.execute(
+            schema.import_batches.select().where(schema.import_batches.c.file_digest == resume)
+            .where(schema.import_batches.c.batch_size == batch_size))}
     if workers is None:
         workers = 2 if pf.metadata.num_rows >= WORKERS_AUTO_ROWS and (os.cpu_count() or 1) >= 2 else 0
     pause = float(os.environ.get(PAUSE_ENV, "0") or 0)
@@ -145,7 +161,7 @@ def import_parquet(store, path, *, instrument: str = "gbt42195-2022", version: s
         def do(c):
             stored = bulk.write(c, builder, built, sigs)
             db.insert(c, schema.import_batches, [{
-                "file_digest": digest, "batch_size": batch_size, "batch_no": batch_no, "rows_in": n_in,
+                "file_digest": resume, "batch_size": batch_size, "batch_no": batch_no, "rows_in": n_in,
                 "stored": stored, "already": built.n - stored, "skipped": signing.canonical(built.skipped),
                 "committed_at": records.now()}])
             return stored

@@ -2,6 +2,8 @@
 
 The candidate is the newest record of the person, assessed on or before the date asked, that is
 neither superseded nor revoked (a revoked record never counted, so the one before it is next).
+Only what the issuer signed supersedes or revokes (:func:`standing`): a row added to the database
+by other means is ignored here and reported by ``verify``.
 That one record is then checked, in this order: signature and field digests, instrument (and
 version) accepted for the purpose, issuing department accepted, level accepted, assessor count,
 age. An older record is never used in place of a newer one that fails a check: a newer assessment
@@ -54,7 +56,7 @@ class Recognition:
 
     def __str__(self):
         if self.recognised:
-            return f"recognised: level {self.level} ({self.scale}) from record {self.record['record_id'][:12]}… " \
+            return f"recognised: level {self.level} ({self.scale}) from record {self.record['record_id']} " \
                    f"— {self.detail}"
         return f"no recognisable result: {self.reason.value} — {self.detail}"
 
@@ -75,9 +77,12 @@ def summary(rec) -> dict:
     return out
 
 
-# A person's records as one range scan of the record_id index (schema.person_range), newest first.
-PERSON_ROWS = (f"SELECT {', '.join('r.' + c.name for c in schema.records.columns)}, v.reason AS revoked_reason, "
-               "v.created_at AS revoked_at FROM records r LEFT OUTER JOIN revocations v ON v.record_id = r.record_id "
+# A person's records as one range scan of the record_id index (schema.person_range), newest first,
+# each with its revocation (if any) as ``revoked_<column>``.
+REVOCATION_COLUMNS = tuple(c.name for c in schema.revocations.columns if c.name != "record_id")
+PERSON_ROWS = (f"SELECT {', '.join('r.' + c.name for c in schema.records.columns)}, "
+               + ", ".join(f"v.{n} AS revoked_{n}" for n in REVOCATION_COLUMNS)
+               + " FROM records r LEFT OUTER JOIN revocations v ON v.record_id = r.record_id "
                "WHERE r.record_id >= :lo AND r.record_id < :hi AND r.person_key = :pkey "
                "ORDER BY r.assessed_on DESC, r.seq DESC")
 SIGNATURE = f"SELECT {', '.join(c.name for c in schema.signatures.columns)} FROM signatures WHERE sig_id = :sig_id"
@@ -94,9 +99,44 @@ def _signature(store, conn, rec):
     return rows[0] if rows else None
 
 
+def _verdict(store, conn, rec) -> signing.Verdict:
+    return signing.verify_record(rec, _signature(store, conn, rec), store.public_keys, store.manifests)
+
+
+def revocation_of(rec) -> dict | None:
+    """The revocation row joined to a person's record (PERSON_ROWS), or None."""
+    if rec["revoked_revocation_id"] is None:
+        return None
+    return {"record_id": rec["record_id"], **{n: rec[f"revoked_{n}"] for n in REVOCATION_COLUMNS}}
+
+
+def standing(store, conn, rows) -> tuple[set, dict]:
+    """(ids superseded, revocation detail by id) of a person's records, counting only what the
+    issuer signed: anyone who can write to the database can add rows, but not sign them.
+
+    A supersedes link counts when the superseding record verifies and was issued by the department
+    that issued the record it replaces (and concerns the same person); a revocation,
+    when signing.check_revocation accepts it. Returns the superseded ids and, for each record whose
+    revocation counts, its detail; a revocation that does not count is ignored (verify reports it).
+    """
+    by_id = {r["record_id"]: r for r in rows}
+    superseded = set()
+    for r in rows:
+        old = by_id.get(r["supersedes"]) if r["supersedes"] else None
+        if old is not None and (old["department"], old["person_key"]) == (r["department"], r["person_key"]) \
+                and _verdict(store, conn, r).ok:
+            superseded.add(old["record_id"])
+    revoked = {}
+    for r in rows:
+        rev = revocation_of(r)
+        if rev is not None and not signing.check_revocation(rev, store.public_keys, r["department"]):
+            revoked[r["record_id"]] = rev
+    return superseded, revoked
+
+
 def _check(store, conn, rec, purpose, on: dt.date):
     """(Reason, detail, accept rule) for one candidate record."""
-    verdict = signing.verify_record(rec, _signature(store, conn, rec), store.public_keys, store.manifests)
+    verdict = _verdict(store, conn, rec)
     if not verdict.ok:
         return Reason.SIGNATURE_INVALID, verdict.reason, None
     rules = [a for a in purpose.accept if a.instrument == rec["instrument"]]
@@ -130,10 +170,19 @@ def _check(store, conn, rec, purpose, on: dt.date):
 
 
 def _audit_rows(store, reader, action, purpose, pkey, rows, outcome, actor) -> list[dict]:
+    """Audit rows for the records read that another department issued. The asking department is
+    what the caller says; the node (the store's own department, its config and keys) is who really
+    read. So a record is "another department's" when it is either's, and a node asking for another
+    department is named in the actor: the nhsa node cannot read mca's records unaudited by asking
+    as mca, nor the mca node pass its reads off as nhsa's."""
     at = now()
-    return [{"at": at, "actor": actor or store.actor, "department": reader, "action": action, "purpose": purpose,
+    node = store.department
+    who = actor or store.actor
+    if node and node != reader:
+        who = f"{who} @ {node}"
+    return [{"at": at, "actor": who, "department": reader, "action": action, "purpose": purpose,
              "person_key": pkey, "record_id": r["record_id"], "record_department": r["department"],
-             "outcome": outcome} for r in rows if r["department"] != reader]
+             "outcome": outcome} for r in rows if r["department"] != reader or (node and r["department"] != node)]
 
 
 def _audit(store, rows) -> None:
@@ -168,6 +217,7 @@ def _session(store):
 
 
 def recognise(store, id_number, department: str, purpose: str, on=None, actor=None) -> Recognition:
+    store.ready()
     p = store.policy.purpose(department, purpose)
     on = on or dt.date.today()
     if isinstance(on, str):
@@ -176,14 +226,14 @@ def recognise(store, id_number, department: str, purpose: str, on=None, actor=No
     base = dict(department=department, purpose=purpose, on=on.isoformat(), person_key=pkey)
     with _session(store) as (conn, audit):
         rows = _person_rows(store, conn, pkey)
-        superseded = {r["supersedes"] for r in rows if r["supersedes"]}
+        superseded, revoked = standing(store, conn, rows)
         live = [r for r in rows if r["record_id"] not in superseded and r["assessed_on"] <= on.isoformat()]
-        candidates = [r for r in live if r["revoked_reason"] is None]
+        candidates = [r for r in live if r["record_id"] not in revoked]
         if not candidates:
             if live:
-                rec = live[0]
+                rec, rev = live[0], revoked[live[0]["record_id"]]
                 out = Recognition(False, Reason.REVOKED, f"record of {rec['assessed_on']} revoked by "
-                                  f"{rec['department']} on {rec['revoked_at']}: {rec['revoked_reason']}",
+                                  f"{rev['department']} on {rev['created_at']}: {rev['reason']}",
                                   record=summary(rec), **base)
                 read = live
             else:
@@ -209,15 +259,16 @@ def recognise(store, id_number, department: str, purpose: str, on=None, actor=No
 
 def lookup(store, id_number, department: str, purpose: str, actor=None) -> list[dict]:
     """Every record of a person with its state (current, superseded, revoked) and verification."""
+    store.ready()
     store.policy.purpose(department, purpose)
     pkey = store.person_key(id_number)
     out = []
     with _session(store) as (conn, audit):
         rows = _person_rows(store, conn, pkey)
-        superseded = {r["supersedes"] for r in rows if r["supersedes"]}
+        superseded, revoked = standing(store, conn, rows)
         for r in rows:
-            v = signing.verify_record(r, _signature(store, conn, r), store.public_keys, store.manifests)
-            state = "revoked" if r["revoked_reason"] is not None else \
+            v = _verdict(store, conn, r)
+            state = "revoked" if r["record_id"] in revoked else \
                 "superseded" if r["record_id"] in superseded else "current"
             out.append({**summary(r), "state": state, "verified": v.ok, "verify_detail": v.reason})
         audit += _audit_rows(store, department, "lookup", purpose, pkey, rows, "read", actor)

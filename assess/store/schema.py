@@ -166,7 +166,7 @@ audit = Table(
 
 import_batches = Table(
     "import_batches", metadata,
-    Column("file_digest", String(64), primary_key=True),
+    Column("file_digest", String(64), primary_key=True),  # the import's key (importer.import_key), not the file's alone
     Column("batch_size", Integer, primary_key=True),
     Column("batch_no", Integer, primary_key=True),
     Column("rows_in", Integer, nullable=False),

@@ -90,15 +90,17 @@ def record_digest(data: bytes) -> str:
 
 @dataclass
 class Verdict:
-    """The outcome of verifying one record: ok, or which fields (or what else) no longer match."""
+    """The outcome of verifying one record (or its revocation): ok, or which fields (or what else) no longer match."""
 
     record_id: str
     ok: bool
     fields: list = field(default_factory=list)   # names of fields whose value no longer matches
     reason: str = ""
+    kind: str = "record"                         # or "revocation" (of the record named)
 
     def to_dict(self) -> dict:
-        return {"record_id": self.record_id, "ok": self.ok, "fields": self.fields, "reason": self.reason}
+        return {"record_id": self.record_id, "ok": self.ok, "fields": self.fields, "reason": self.reason,
+                "kind": self.kind}
 
 
 class ManifestCache:
@@ -131,6 +133,35 @@ def check_group(sig_row, public_keys: dict):
     if m.get("records_sha256") != _sha(digests).hexdigest() or m.get("count") != len(digests) // 32:
         return "the group's record digests do not match its signed manifest"
     return dept, sig_row["key_id"], digests
+
+
+REVOCATION_FIELDS = ("record_id", "department", "reason", "actor", "created_at", "key_id")
+
+
+def revocation_payload(rev) -> str:
+    """What a revocation's issuer signs (Store.revoke); its id is the SHA-256 of this text."""
+    return canonical({n: rev[n] for n in REVOCATION_FIELDS})
+
+
+def check_revocation(rev, public_keys: dict, issuer: str | None) -> str:
+    """Why a revocation row must not be honoured, or "" when it may be.
+
+    It counts only when signed under a trusted key of the department it names, and that department
+    issued the record (``issuer``; None when the record is not stored): only the issuer revokes.
+    """
+    entry = public_keys.get(rev["key_id"])
+    if entry is None:
+        return f"no public key {rev['key_id']} of department {rev['department']} among the trusted keys"
+    payload_ = revocation_payload(rev)
+    if entry[0] != rev["department"] or not check_signature(entry[1], payload_, rev["signature"]):
+        return "the signature on the revocation is not valid"
+    if rev["revocation_id"] != record_digest(payload_.encode("utf-8")):
+        return "the revocation id does not match its signed content"
+    if issuer is None:
+        return "it revokes no stored record"
+    if rev["department"] != issuer:
+        return f"revoked by {rev['department']}, but the record was issued by {issuer}"
+    return ""
 
 
 def verify_record(rec, sig_row, public_keys: dict, cache: ManifestCache | None = None) -> Verdict:

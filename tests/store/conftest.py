@@ -60,3 +60,9 @@ def store(make_store):
     return make_store("mca")
 
 
+@pytest.fixture
+def nhsa(store, make_store):
+    """The insurance office's node on the same store: a node asks only as its own department."""
+    return make_store("nhsa")
+
+

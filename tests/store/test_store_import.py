@@ -214,3 +214,24 @@ def test_a_superset_file_adds_only_its_new_records_and_all_verify(store, tmp_pat
     assert rep.stored == ok_rest > 0 and rep.already == before and count(store) == before + ok_rest
     assert count(store, "signatures") > signatures
     assert all(v.ok for v in store.verify())
+
+
+def test_another_import_of_the_same_file_is_not_taken_for_a_resumed_one(make_store, tmp_path):
+    """The resume key is the file with the import's parameters and department: another import of the
+    same file writes its batches (it was reported "already committed" and stored nothing)."""
+    mca = make_store("mca")
+    path = write_parquet(screening_frame(120, seed=21), tmp_path / "same.parquet")
+    first = mca.import_parquet(path, batch_size=50, **KW)
+    assert first.stored > 0 and first.batches_resumed == 0
+    again = mca.import_parquet(path, batch_size=50, **KW)                  # the same import: resumed, idempotent
+    assert (again.stored, again.batches_resumed) == (0, again.batches)
+    later = mca.import_parquet(path, batch_size=50, **{**KW, "assessed_on": "2025-09-01"})
+    assert later.batches_resumed == 0 and later.stored == first.stored
+    nhsa = make_store("nhsa")
+    other = nhsa.import_parquet(path, batch_size=50, **KW)
+    assert other.batches_resumed == 0 and other.stored == first.stored
+    # Same assessments (same record ids: department, date, answers) under another organisation: every
+    # batch is read again and reports its records as already stored, not as a resumed batch.
+    relabelled = mca.import_parquet(path, batch_size=50, **{**KW, "organisation": "另一机构"})
+    assert relabelled.batches_resumed == 0 and (relabelled.stored, relabelled.already) == (0, first.stored)
+    assert count(mca) == 3 * first.stored and all(v.ok for v in mca.verify())

@@ -40,7 +40,7 @@ def test_layout_2_store_migrates_and_verifies(url, tmp_path, policy_file, monkey
             r["field_digests"] = bytes(r["field_digests"])
         assert new == old and n_ctx == len({r["assessed_on"] for r in old})
         assert all(v.ok for v in st.verify()) and len(list(st.verify())) == 5
-        assert st.recognise(make_id(seq=0), "nhsa", "ltc", on="2025-03-10")
+        assert st.recognise(make_id(seq=0), "mca", "subsidy", on="2025-03-10")
         rid = add(st, id_number=make_id(seq=9))          # new records continue after the moved ones
         with st.engine.connect() as c:
             seqs = [r[0] for r in c.execute(text("SELECT seq FROM records ORDER BY seq"))]

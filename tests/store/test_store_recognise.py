@@ -20,61 +20,61 @@ def test_recognised_through_public_api(store):
     assert "assessed 2025-03-01" in r.detail
 
 
-def test_lowercase_x_is_the_same_person(store):
+def test_lowercase_x_is_the_same_person(store, nhsa):
     pid = make_id(seq=2)
     assert pid.endswith("X") or True
     add(store, id_number=pid)
-    assert store.recognise(pid.lower(), "nhsa", "ltc", on=ON)
+    assert nhsa.recognise(pid.lower(), "nhsa", "ltc", on=ON)
 
 
-def test_no_record(store):
-    r = store.recognise(make_id(seq=99), "nhsa", "ltc", on=ON)
+def test_no_record(store, nhsa):
+    r = nhsa.recognise(make_id(seq=99), "nhsa", "ltc", on=ON)
     assert not r and r.reason is Reason.NO_RECORD and r.record is None
     assert "no recognisable result" in str(r)
 
 
-def test_no_record_before_the_date(store):
+def test_no_record_before_the_date(store, nhsa):
     add(store)
-    r = store.recognise(make_id(), "nhsa", "ltc", on=ASSESSED - dt.timedelta(days=1))
+    r = nhsa.recognise(make_id(), "nhsa", "ltc", on=ASSESSED - dt.timedelta(days=1))
     assert r.reason is Reason.NO_RECORD and "1 later" in r.detail
 
 
-def test_expired(store):
+def test_expired(store, nhsa):
     add(store)
-    r = store.recognise(make_id(), "nhsa", "ltc", on=ASSESSED + dt.timedelta(days=366))
+    r = nhsa.recognise(make_id(), "nhsa", "ltc", on=ASSESSED + dt.timedelta(days=366))
     assert r.reason is Reason.EXPIRED and "366 days" in r.detail
-    assert store.recognise(make_id(), "nhsa", "ltc", on=ASSESSED + dt.timedelta(days=365))
+    assert nhsa.recognise(make_id(), "nhsa", "ltc", on=ASSESSED + dt.timedelta(days=365))
 
 
-def test_instrument_version_not_accepted(store):
+def test_instrument_version_not_accepted(store, nhsa):
     add(store)
-    assert store.recognise(make_id(), "nhsa", "old_version", on=ON).reason is Reason.INSTRUMENT_NOT_ACCEPTED
+    assert nhsa.recognise(make_id(), "nhsa", "old_version", on=ON).reason is Reason.INSTRUMENT_NOT_ACCEPTED
 
 
-def test_issuer_not_accepted(store):
+def test_issuer_not_accepted(store, nhsa):
     add(store)
-    assert store.recognise(make_id(), "nhsa", "only_nhc", on=ON).reason is Reason.ISSUER_NOT_ACCEPTED
+    assert nhsa.recognise(make_id(), "nhsa", "only_nhc", on=ON).reason is Reason.ISSUER_NOT_ACCEPTED
 
 
-def test_level_not_accepted(store):
+def test_level_not_accepted(store, nhsa):
     add(store)
-    r = store.recognise(make_id(), "nhsa", "severe", on=ON)
+    r = nhsa.recognise(make_id(), "nhsa", "severe", on=ON)
     assert r.reason is Reason.LEVEL_NOT_ACCEPTED and r.level is None
 
 
-def test_too_few_assessors(store):
+def test_too_few_assessors(store, nhsa):
     add(store, assessors=["张三"])
-    assert store.recognise(make_id(), "nhsa", "ltc", on=ON).reason is Reason.TOO_FEW_ASSESSORS
+    assert nhsa.recognise(make_id(), "nhsa", "ltc", on=ON).reason is Reason.TOO_FEW_ASSESSORS
 
 
-def test_revoked_and_the_record_before_it(store):
+def test_revoked_and_the_record_before_it(store, nhsa):
     first = add(store, assessed_on=ASSESSED - dt.timedelta(days=10))
     second = add(store, answers={**example_answers(), "B.1.1": 0})
     store.revoke(second, "录入错误")
-    r = store.recognise(make_id(), "nhsa", "ltc", on=ON)
+    r = nhsa.recognise(make_id(), "nhsa", "ltc", on=ON)
     assert r and r.record["record_id"] == first      # a revoked record never counted
     store.revoke(first, "录入错误")
-    r = store.recognise(make_id(), "nhsa", "ltc", on=ON)
+    r = nhsa.recognise(make_id(), "nhsa", "ltc", on=ON)
     assert r.reason is Reason.REVOKED and "录入错误" in r.detail
     with pytest.raises(StoreError) as e:
         store.revoke(first, "again")
@@ -89,7 +89,7 @@ def test_only_the_issuer_revokes(make_store):
     assert e.value.code.name == "STORE_010"
 
 
-def test_signature_invalid(store):
+def test_signature_invalid(store, nhsa):
     add(store)
     with store.engine.begin() as c:
         if c.dialect.name == "sqlite":
@@ -97,8 +97,8 @@ def test_signature_invalid(store):
         else:
             c.execute(text("ALTER TABLE record_rows DISABLE TRIGGER USER"))
         c.execute(text("UPDATE record_rows SET level = 0"))
-    store.manifests = type(store.manifests)()
-    r = store.recognise(make_id(), "nhsa", "ltc", on=ON)
+    nhsa.manifests = type(nhsa.manifests)()
+    r = nhsa.recognise(make_id(), "nhsa", "ltc", on=ON)
     assert r.reason is Reason.SIGNATURE_INVALID and "level" in r.detail
 
 
@@ -111,17 +111,17 @@ def test_unknown_signing_key_is_signature_invalid(make_store, tmp_path):
     assert r.reason is Reason.SIGNATURE_INVALID and "no public key" in r.detail
 
 
-def test_crosswalk(store):
+def test_crosswalk(store, nhsa):
     add(store)
     lvl = assess.score_one("gbt42195-2022", example_answers()).level
-    r = store.recognise(make_id(), "nhsa", "walk", on=ON)
+    r = nhsa.recognise(make_id(), "nhsa", "walk", on=ON)
     assert r and r.crosswalk == "to_demo" and r.scale == "demo-scale"
     assert r.level == {0: 0, 1: 1, 2: 1, 3: 2, 4: 2}[lvl]
 
 
-def test_unknown_purpose(store):
+def test_unknown_purpose(store, nhsa):
     with pytest.raises(StoreError) as e:
-        store.recognise(make_id(), "nhsa", "nope", on=ON)
+        nhsa.recognise(make_id(), "nhsa", "nope", on=ON)
     assert e.value.code.name == "STORE_007" and "nhsa/ltc" in str(e.value)
 
 
@@ -174,3 +174,37 @@ def test_audit_rows_are_written_under_the_stores_writer_lock(make_store):
     assert len(nhsa.audit_rows()) == 1
     if nhsa.engine.dialect.name == "sqlite":        # PostgreSQL: on the look-up's own autocommit connection
         assert held == ["enter", "exit"]
+
+
+def test_a_node_asking_for_another_department_is_audited_with_the_node_named(make_store):
+    """The asking department is what the caller says; the store's own department is who reads.
+    Reads of records that either did not issue are audited, the node named in the actor."""
+    mca, nhsa = make_store("mca"), make_store("nhsa")
+    add(mca)
+    assert nhsa.recognise(make_id(), "mca", "subsidy", on=ON, actor="officer")
+    nhsa.lookup(make_id(), "mca", "subsidy", actor="officer")
+    assert [(a["department"], a["actor"], a["action"]) for a in mca.audit_rows()] == \
+        [("mca", "officer @ nhsa", "recognise"), ("mca", "officer @ nhsa", "lookup")]
+    assert mca.recognise(make_id(), "mca", "subsidy", on=ON, actor="officer")
+    assert len(mca.audit_rows()) == 2            # mca reading its own records through its own node
+    assert assess.recognise(make_id(), "nhsa", "ltc", on=ON, store=mca, actor="officer")
+    assert [(a["department"], a["actor"]) for a in mca.audit_rows()][2:] == [("nhsa", "officer @ mca")]
+
+
+def test_the_default_store_audits_its_reads_for_another_department(make_store, tmp_path, monkeypatch):
+    import yaml
+
+    import assess.store
+    mca = make_store("mca")
+    add(mca)
+    cfg = tmp_path / "nhsa.yaml"
+    cfg.write_text(yaml.safe_dump({"url": mca.url, "department": "nhsa", "keys_dir": str(mca.keys_dir),
+                                   "keep_id_number": "encrypted", "policy": str(mca._policy_path)}))
+    monkeypatch.setenv(assess.store.CONFIG_ENV, str(cfg))
+    monkeypatch.setattr(assess.store, "_default", None)
+    try:
+        assert assess.recognise(make_id(), "mca", "subsidy", on=ON, actor="officer")
+        assert [(a["department"], a["actor"]) for a in mca.audit_rows()] == [("mca", "officer @ nhsa")]
+    finally:
+        if assess.store._default is not None:
+            assess.store._default.close()

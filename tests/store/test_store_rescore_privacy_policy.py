@@ -51,11 +51,11 @@ def test_no_identity_number_in_logs_errors_or_database(make_store, tmp_path, cap
     store.import_parquet(write_parquet(df, tmp_path / "o.parquet"), assessed_on="2025-03-01", assessors=["a"],
                          organisation="o", reason="first")
     for n in numbers:
-        store.recognise(n, "nhsa", "ltc", on="2025-03-02")
-        store.lookup(n, "nhsa", "ltc")
+        store.recognise(n, "mca", "subsidy", on="2025-03-02")
+        store.lookup(n, "mca", "subsidy")
     bad = numbers[0][:-1] + ("0" if numbers[0][-1] != "0" else "1")
     with pytest.raises(StoreError) as e:
-        store.recognise(bad, "nhsa", "ltc")
+        store.recognise(bad, "mca", "subsidy")
     assert bad not in str(e.value) and bad[:6] + "*" * 11 + bad[-1] in str(e.value)
     everything = numbers + list(df["A.2.8"]) + [bad]
     logged = "\n".join(r.getMessage() for r in caplog.records)

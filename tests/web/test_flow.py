@@ -216,8 +216,9 @@ def test_officer_sees_the_recognised_grade_with_its_source_and_reason(app, world
     from web import stores
     with app.app_context():
         audit = stores.get_store().audit_rows()
+    # The officer of nhsa, through this front end's store, which is mca's node: both are named.
     assert [(a["department"], a["actor"], a["purpose"], a["record_id"]) for a in audit] == \
-        [("nhsa", "officer", "ltc_benefit", world["record"])]
+        [("nhsa", "officer @ mca", "ltc_benefit", world["record"])]
 
 
 def test_lookup_of_an_unknown_person_says_why(app):
