@@ -30,6 +30,7 @@ import logging
 import multiprocessing
 import os
 import sqlite3
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -255,6 +256,16 @@ _worker_builder = None
 def _init_worker(builder):
     global _worker_builder
     _worker_builder = builder
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), name="assess-import-parent", daemon=True).start()
+
+
+def _exit_with_parent(parent: int, every_s: float = 0.5) -> None:
+    """End this worker when the import that started it is gone (kill -9 ends the parent without a
+    word to its pool): a worker holds the person-key secret and the id-number key in memory, and
+    would otherwise wait for work for ever. Orphans are adopted by another process (a new ppid)."""
+    while os.getppid() == parent:
+        time.sleep(every_s)
+    os._exit(1)
 
 
 def _build_in_worker(batch):

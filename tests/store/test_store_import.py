@@ -235,3 +235,46 @@ def test_another_import_of_the_same_file_is_not_taken_for_a_resumed_one(make_sto
     relabelled = mca.import_parquet(path, batch_size=50, **{**KW, "organisation": "另一机构"})
     assert relabelled.batches_resumed == 0 and (relabelled.stored, relabelled.already) == (0, first.stored)
     assert count(mca) == 3 * first.stored and all(v.ok for v in mca.verify())
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(c) for c in f.read().split()]
+    except OSError:
+        return []
+
+
+def _alive(pid: int) -> bool:
+    """Running, not only a zombie waiting for whoever adopted it to reap it."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children"),
+                    reason="reads the process tree from Linux's /proc")
+def test_kill_9_of_an_import_ends_its_worker_processes(store, tmp_path):
+    """The workers hold the person-key secret and the id-number key: they must not outlive a killed import."""
+    path = write_parquet(screening_frame(6000, seed=5), tmp_path / "big.parquet")
+    cfg = tmp_path / "store.yaml"
+    cfg.write_text(yaml.safe_dump({"url": store.url, "department": store.department,
+                                   "keys_dir": str(store.keys_dir), "keep_id_number": "encrypted"}))
+    cmd = [sys.executable, "-c", "from assess.cli import main; main()", "store", "--config", str(cfg), "import", str(path),
+           "--assessed-on", KW["assessed_on"], "--organisation", KW["organisation"], "--reason", "routine",
+           "--assessor", "甲", "--batch-size", "200", "--workers", "2"]
+    env = {**os.environ, "ASSESS_STORE_IMPORT_PAUSE": "0.05"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and count(store, "import_batches") < 2:
+        time.sleep(0.02)
+    workers = _children(proc.pid)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert workers, "the import started no worker process"
+    deadline = time.time() + 10
+    while time.time() < deadline and any(_alive(w) for w in workers):
+        time.sleep(0.1)
+    assert not [w for w in workers if _alive(w)]
