@@ -211,15 +211,21 @@ def _plain(col):
 
 
 class RejectsWriter(_Aside):
-    """REJECTS: one line per problem (CSV in UTF-8 with a BOM so that Excel shows the Chinese), or Parquet."""
+    """REJECTS: one line per problem (CSV in UTF-8 with a BOM so that Excel shows the Chinese), or Parquet.
+
+    The file is opened at the first write (or at commit, for a run without a problem), inside the
+    run's guard that removes it on an error or a stop: opened when made, it could be left behind by
+    a stop that came before the run reached that guard."""
 
     def __init__(self, path):
         super().__init__(check_out_path(path, "REJECTS"))
         self.parquet = self.path.suffix.lower() == ".parquet"
         self.count = 0
+        self._writer = self._file = None
+
+    def _open(self) -> None:
         if self.parquet:
             self._writer = pq.ParquetWriter(str(self.tmp), _REJECT_SCHEMA)
-            self._file = None
         else:
             # The BOM written by hand: "utf-8-sig" encodes every line through its Python-level
             # incremental encoder, "utf-8" through the C one (the same bytes).
@@ -227,17 +233,23 @@ class RejectsWriter(_Aside):
             self._file.write("\ufeff")
             self._csv = csv.writer(self._file)
             self._csv.writerow(REJECT_COLUMNS)
-            self._writer = None
 
     def write(self, records: list[dict]) -> None:
         if not records:
             return
+        if self._writer is None and self._file is None:
+            self._open()
         records = sorted(records, key=_BY_LINE)
         if self.parquet:
             self._writer.write_table(pa.Table.from_pylist(records, schema=_REJECT_SCHEMA))
         else:
             self._csv.writerows(map(_REJECT_CELLS, records))
         self.count += len(records)
+
+    def commit(self) -> None:
+        if self._writer is None and self._file is None:
+            self._open()                 # a run without problems still leaves REJECTS, header only
+        super().commit()
 
     def _close(self) -> None:
         if self._writer is not None:

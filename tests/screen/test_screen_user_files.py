@@ -214,6 +214,12 @@ def test_sigterm_leaves_no_file_aside_and_a_later_run_clears_a_killed_ones(tmp_p
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(60) == 128 + signal.SIGTERM
     assert aside() == [] and not out.exists()
+    for delay in (0.3, 0.6, 0.9, 1.2):        # stops while starting up, opening the files, or reading
+        proc = start()
+        time.sleep(delay)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+        assert aside() == [], delay
 
     proc = start()
     if not once_writing(proc):
@@ -238,3 +244,17 @@ def test_an_id_number_stored_as_a_number_is_not_compared_with_sex_or_birth(tmp_p
     book.save(tmp_path / "in.xlsx")
     s = screen(tmp_path / "in.xlsx", ins, tmp_path / "out.parquet", as_of=AS_OF)
     assert [(int(r["line"]), r["code"]) for r in _rejects(s.rejects)] == [(3, "ROW_004")]
+
+
+@pytest.mark.parametrize("name", ["r.csv", "r.parquet"])
+def test_rejects_is_opened_inside_the_run_not_when_made(tmp_path, name):
+    """A stop between making the writers and the run's guard (which removes what is aside) must find
+    nothing aside: SIGTERM once left a REJECTS file opened at construction behind."""
+    from assess.screen.writer import REJECT_COLUMNS, RejectsWriter
+    w = RejectsWriter(tmp_path / name)
+    assert list(tmp_path.iterdir()) == []
+    w.commit()                                        # no problem at all: header only
+    if name.endswith(".csv"):
+        assert (tmp_path / name).read_text(encoding="utf-8-sig").strip() == ",".join(REJECT_COLUMNS)
+    else:
+        assert pq.read_table(tmp_path / name).num_rows == 0
