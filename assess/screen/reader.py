@@ -91,9 +91,10 @@ def open_source(path, ins: m.Instrument, mapping: dict | None = None, *, batch_r
 # --------------------------------------------------------------------------- CSV
 
 def detect_encoding(path) -> str:
-    """UTF-8 (with or without BOM) when the start of the file decodes as UTF-8, or when nearly all
-    of its lines with non-ASCII bytes do (a few damaged lines are rejected one by one, not read as
-    GB18030, which would garble every Chinese cell and the header); else GB18030."""
+    """UTF-8 (with or without BOM) when the start of the file decodes as UTF-8, or its header has
+    Chinese in UTF-8, or nearly all of its lines with non-ASCII bytes decode (damaged lines are
+    rejected one by one, not read as GB18030, which would garble every Chinese cell and the
+    header); else GB18030."""
     with open(path, "rb") as f:
         head = f.read(1 << 20)
     try:
@@ -102,6 +103,8 @@ def detect_encoding(path) -> str:
     except UnicodeDecodeError:
         pass
     lines = head.split(b"\n")[:-1] or [head]
+    if not lines[0].isascii() and _decodes(lines[0], "utf-8"):
+        return "utf-8"         # Chinese column names in GB18030 are not valid UTF-8
     wide = [line for line in lines if not line.isascii()]
     undecodable = sum(not _decodes(line, "utf-8") for line in wide)
     # Chinese text in GB18030 almost never decodes as UTF-8: a real GB18030 file fails on nearly
@@ -192,6 +195,8 @@ class CsvSource(Source):
 
     def _parse(self, data, threads: bool, positional, convert):
         invalid: list = []
+        if not len(data):        # every line of the chunk was taken out before parsing (not UTF-8)
+            return pa.table({c: pa.array([], pa.string()) for c in convert.include_columns}), invalid
 
         def on_invalid(row):
             invalid.append((row.number, row))

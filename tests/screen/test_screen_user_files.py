@@ -258,3 +258,19 @@ def test_rejects_is_opened_inside_the_run_not_when_made(tmp_path, name):
         assert (tmp_path / name).read_text(encoding="utf-8-sig").strip() == ",".join(REJECT_COLUMNS)
     else:
         assert pq.read_table(tmp_path / name).num_rows == 0
+
+
+def test_a_file_whose_every_row_is_damaged_is_still_read_as_utf8(tmp_path, ins):
+    """The header's Chinese in UTF-8 settles the encoding even when no data line decodes; a chunk
+    left empty by the damaged lines is an empty table, not an empty-file error."""
+    rows = _rows(ins, 3)
+    src = write_rows(tmp_path / "in.csv", rows)
+    for line in (2, 3, 4):
+        _spoil_line(src, line, "张三".encode(), b"\xff")
+    text = src.read_bytes()
+    src.write_bytes(text.replace(b"A.2.1", "姓名".encode(), 1))     # a Chinese header, as exports have
+    assert detect_encoding(src) == "utf-8"
+    s = screen(src, ins, tmp_path / "out.parquet", as_of=AS_OF)
+    assert (s.stats.rows_read, s.stats.scored, s.stats.rejected) == (3, 0, 3)
+    assert [(int(r["line"]), r["code"], r["column"]) for r in _rejects(s.rejects)] == \
+        [(2, "ROW_017", "姓名"), (3, "ROW_017", "姓名"), (4, "ROW_017", "姓名")]
