@@ -213,11 +213,19 @@ def _batch(chunk, checked, cols, dups, scored, answers, ids, accepted) -> None:
 
 def _trimmed(region):
     """Region codes as the check read them, spaces around removed (" 110101" passed as 110101, and
-    must be counted and written as such, not as a region of its own). Only a batch with a cell of
-    another length than six bytes is rebuilt."""
-    if not pc.any(pc.not_equal(pc.binary_length(region), 6)).as_py():
+    must be counted and written as such, not as a region of its own). Only the cells of another
+    length than six bytes (a few in a batch: spaced, or wrong and rejected) are read in Python."""
+    if isinstance(region, pa.ChunkedArray):
+        region = region.chunk(0) if region.num_chunks == 1 else region.combine_chunks()
+    odd = pc.fill_null(pc.not_equal(pc.binary_length(region), 6), False)
+    rows = np.flatnonzero(odd.to_numpy(zero_copy_only=False))
+    if not rows.size:
         return region
-    return pa.array([v.strip() if v is not None else None for v in region.to_pylist()], pa.string())
+    values = region.take(pa.array(rows)).to_pylist()
+    stripped = [v.strip() for v in values]
+    if stripped == values:          # wrong codes only (rejected, ROW_010), nothing to trim
+        return region
+    return pc.replace_with_mask(region, odd, pa.array(stripped, region.type))
 
 
 def keep_rows(table: pa.Table, keep: np.ndarray) -> pa.Table:
