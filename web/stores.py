@@ -17,7 +17,8 @@ from flask import current_app
 
 import assess
 from assess import idnumber
-from assess.store import Store, keys, schema, signing
+from assess.store import Store, keys, schema
+from assess.store.recognise import _person_rows, standing
 from assess.store import db as store_db
 
 from .accounts import now
@@ -136,21 +137,16 @@ def recent_submissions(department: str, limit: int = 100) -> list[dict]:
 def get_record(record_id: str) -> dict | None:
     """One stored record (parsed), its verification and whether it is revoked or superseded."""
     store = get_store()
-    r, v = schema.records, schema.revocations
+    r = schema.records
     with store_db.read(store.engine) as conn:
         rec = conn.execute(r.select().where(r.c.record_id == record_id)).mappings().first()
         if rec is None:
             return None
         rec = dict(rec)
-        revoked = conn.execute(v.select().where(v.c.record_id == record_id)).mappings().first()
-        later = [x.record_id for x in conn.execute(r.select().where(r.c.supersedes == record_id)
-                                                   .where(r.c.person_key == rec["person_key"])
-                                                   .where(r.c.department == rec["department"]))]
-    # Only what the issuer signed counts, as in assess.recognise: a revocation that does not
-    # verify, or a superseding record that does not, was written by other means and is ignored.
-    if revoked is not None and signing.check_revocation(dict(revoked), store.public_keys, rec["department"]):
-        revoked = None
-    superseded = any(x.ok for x in store.verify(later) if x.kind == "record") if later else False
+        # Only what the issuer signed counts, by the rules assess.recognise applies (standing).
+        superseded_ids, revocations = standing(store, conn, _person_rows(store, conn, rec["person_key"]))
+    superseded = record_id in superseded_ids
+    revoked = revocations.get(record_id)
     verdict = next(iter(store.verify([record_id])))
     out = {k: rec[k] for k in ("record_id", "instrument", "version", "definition_hash", "engine_version",
                                "assessed_on", "organisation", "department", "reason", "origin", "created_at",

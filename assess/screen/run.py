@@ -32,7 +32,7 @@ class Summary:
     encoding: str | None
     ignored: tuple = ()
     extra: dict = field(default_factory=dict)
-    notes: tuple = ()              # what the run could not check, in Chinese, for the summary and report
+    notes: tuple = ()              # what the run could not check, in Chinese, for the summary (printed and --json)
 
     @property
     def ok(self) -> bool:
