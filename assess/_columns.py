@@ -12,6 +12,8 @@ missing / malformed) plus one flag column per ``icd10_in`` condition. The mappin
 from __future__ import annotations
 
 import functools
+import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -165,6 +167,23 @@ def _categories(ranges_per_flag: list) -> np.ndarray:
     return table
 
 
+_pool: ThreadPoolExecutor | None = None
+_pool_pid = 0
+_pool_lock = threading.Lock()
+
+
+def _workers(threads: int) -> ThreadPoolExecutor:
+    """One pool of threads for the process, kept between calls: starting and joining threads on
+    every call cost about a millisecond a batch, most of what two threads lost against one. A
+    forked child gets a pool of its own (the parent's threads do not exist there)."""
+    global _pool, _pool_pid
+    with _pool_lock:
+        if _pool is None or _pool_pid != os.getpid() or _pool._max_workers < threads:
+            _pool = ThreadPoolExecutor(max(threads, 2), thread_name_prefix="assess-kernel")
+            _pool_pid = os.getpid()
+        return _pool
+
+
 def _split(work, n: int, threads: int) -> None:
     """Run work(start, stop) over n rows, on several threads when the batch is large enough."""
     threads = max(1, min(threads, n // 65536 or 1))
@@ -172,8 +191,13 @@ def _split(work, n: int, threads: int) -> None:
         work(0, n)
         return
     bounds = np.linspace(0, n, threads + 1).astype(int)
-    with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(lambda k: work(bounds[k], bounds[k + 1]), range(threads)))
+    # The calling thread takes the first part itself, the pool the rest.
+    rest = [_workers(threads - 1).submit(work, bounds[k], bounds[k + 1]) for k in range(1, threads)]
+    try:
+        work(bounds[0], bounds[1])
+    finally:
+        for done in rest:
+            done.result()
 
 
 def _icd10(kernel, col: pa.Array, required: bool, ranges_per_flag: list,

@@ -28,3 +28,10 @@ def text_codes(data: npt.NDArray[np.uint8], offsets: npt.NDArray[np.int32], vali
                valid_off: int, keys: npt.NDArray[np.uint8], key_offsets: npt.NDArray[np.int32],
                out: npt.NDArray[np.int16]) -> int:
     """Option indexes of a text answer column (-3 for cells pyarrow's trim must judge); returns their count."""
+
+def cpu_has_avx2() -> bool:
+    """Whether this processor runs the AVX2 build, assess._kernel_avx2 (AVX2, FMA, BMI1/2, POPCNT)."""
+
+def rule_effects(set_level: npt.NDArray[np.int8], raise_by: npt.NDArray[np.int32],
+                 raise_sum: int) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.int32]]:
+    """Per set of rules that hold: the level the first setting rule sets (-1 none), and the raise."""

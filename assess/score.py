@@ -18,11 +18,12 @@ PUREPYTHON_ENV = _compiled.PUREPYTHON_ENV
 
 
 def _load_backend():
-    kernel = _compiled.load("_kernel", _compiled.KERNEL_ABI)
-    return (kernel, "kernel") if kernel is not None else (None, "reference")
+    kernel, build = _compiled.load_kernel()
+    return (kernel, "kernel", build) if kernel is not None else (None, "reference", None)
 
 
-_kernel, backend = _load_backend()
+# backend: "kernel" or "reference"; kernel_build: which build of the kernel ("avx2", "baseline")
+_kernel, backend, kernel_build = _load_backend()
 
 
 def resolve(instrument, settings: Mapping | None = None) -> m.Instrument:

@@ -11,6 +11,7 @@ two threads ≥ 1.7× one, ≥ 10× pandas, ≥ 200× the reference. Each result
 """
 from __future__ import annotations
 
+import importlib
 import os
 
 import numpy as np
@@ -106,5 +107,7 @@ def pytest_terminal_summary_lines() -> list[str]:
         vs_pd = f"{max(k1 or 0, k2 or 0) / pd_:>9.1f}" if pd_ and k1 else f"{'-':>9}"
         vs_ref = f"{(k1 or 0) / ref:>8.0f}" if ref and k1 else f"{'-':>8}"
         lines.append(f"{rows:>10} {cells} {two} {vs_pd} {vs_ref}")
-    lines.append(f"cores: {os.cpu_count()}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '')}")
+    build = importlib.import_module("assess.score").kernel_build   # assess.score is the function
+    lines.append(f"cores: {os.cpu_count()}; kernel build: {build} (ASSESS_KERNEL_BUILD="
+                 f"{os.environ.get('ASSESS_KERNEL_BUILD', '')}); OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '')}")
     return lines

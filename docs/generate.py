@@ -20,6 +20,8 @@ TARGET = ROOT / "docs" / "reference.md"
 # none is missing from this table.
 ENVIRONMENT = {
     "ASSESS_PUREPYTHON": "`1` forces the pure-Python reference scorer instead of the compiled kernel.",
+    "ASSESS_KERNEL_BUILD": "`baseline` keeps the compiled kernel built for every x86-64 processor; `auto` (default) "
+                           "uses the AVX2 build where the processor runs it.",
     "ASSESS_THREADS": "Threads the compiled kernel splits a batch across (default: the machine's cores, at most 8).",
     "ASSESS_INSTRUMENTS_PATH": "Extra folders of instrument definitions (`<id>/<version>.yaml`), searched first.",
     "ASSESS_CYTHON_DEBUG": "`1` at build time turns Cython bounds checking back on.",

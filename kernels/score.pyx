@@ -16,9 +16,11 @@ from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
 from libc.math cimport isnan, floor
 
+import numpy as np
+
 # The interface this module was built with; assess/_compiled.py names the one the Python code
 # expects, and refuses a build whose number differs. Bump both together.
-ABI = 1
+ABI = 2
 
 cdef enum:
     CHUNK = 1024
@@ -66,6 +68,27 @@ cdef enum:
 cdef int32_t NULL_SCORE = -2147483648
 
 cdef extern from *:
+    """
+    static int assess_cpu_has_avx2(void) {
+    #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
+            && __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2")
+            && __builtin_cpu_supports("popcnt");
+    #else
+        return 0;
+    #endif
+    }
+    """
+    int assess_cpu_has_avx2() noexcept nogil
+
+
+def cpu_has_avx2():
+    """Whether this processor (and its operating system) runs ``assess._kernel_avx2``: AVX2, FMA,
+    BMI1/2 and POPCNT. Asked of the baseline build, before the other one is imported."""
+    return bool(assess_cpu_has_avx2())
+
+cdef extern from *:
     void __builtin_prefetch(const void* addr, int rw, int locality) nogil
     int count_trailing_zeros "__builtin_ctz" (unsigned int x) nogil
 
@@ -107,6 +130,10 @@ cdef struct PlanC:
     const int8_t* atom_kind
     const int64_t* atom_q
     const uint8_t* atom_option     # [A, option_width] truth by option index + 2
+    const uint32_t* atom_bits      # [A] the same as bits (bit i: index i - 2), when option_width <= 32
+    const int32_t* index_lo        # [Q] integer codes lo … hi are option indexes 0 … hi - lo, no other
+    const int32_t* index_hi        #     code is allowed (lo > hi when not so)
+    const uint8_t* value_is_index  # [Q] each option's value is its index (0 for a missing cell)
     const int32_t* opt_value2      # [Q, option_width] option value by option index + 2
     int option_width
     const int32_t* atom_n
@@ -118,6 +145,8 @@ cdef struct PlanC:
     const int64_t* prog_arg
     const int32_t* rule_raise
     const int8_t* rule_set_level
+    const int8_t* fired_set        # [1 << n_rules] level set by the rules in a bit set (-1 none), or NULL
+    const int32_t* fired_raise     # [1 << n_rules] what they raise the level by (when none sets it)
     const int64_t* constraint_field
     const int64_t* cat_case_start
     const int8_t* cat_case_value
@@ -134,6 +163,26 @@ cdef struct PlanC:
     const int32_t* score_otherwise
 
 
+def rule_effects(set_level, raise_by, raise_sum):
+    """For each set of rules that hold (bit k: rule k), the level the first level-setting rule
+    sets (-1 none) and the raise of the rest: their sum, or their largest (raise_combination)."""
+    n = len(raise_by)
+    setter = np.full(1 << n, -1, np.int8)
+    up = np.zeros(1 << n, np.int32)
+    for bits in range(1 << n):
+        for k in range(n):      # lowest first, as the row loop walks them
+            if not bits >> k & 1:
+                continue
+            if set_level[k] >= 0:
+                if setter[bits] < 0:
+                    setter[bits] = set_level[k]
+            elif raise_sum:
+                up[bits] += raise_by[k]
+            elif raise_by[k] > up[bits]:
+                up[bits] = raise_by[k]
+    return setter, up
+
+
 cdef const void* _ptr(arr) except? NULL:
     """Address of a C-contiguous numpy array's first element (NULL when empty)."""
     if not arr.flags.c_contiguous:
@@ -145,6 +194,8 @@ cdef class KernelPlan:
     """An ``assess._plan.Plan`` as a C struct; holds the plan so its arrays stay alive."""
     cdef PlanC c
     cdef readonly object plan
+    cdef object atom_bits, index_lo, index_hi, value_is_index
+    cdef object fired_set, fired_raise
     cdef readonly Py_ssize_t max_program
 
     def __init__(self, plan):
@@ -187,6 +238,28 @@ cdef class KernelPlan:
         c.atom_kind = <const int8_t*>_ptr(plan.atom_kind)
         c.atom_q = <const int64_t*>_ptr(plan.atom_q)
         c.atom_option = <const uint8_t*>_ptr(plan.atom_option)
+        width = plan.atom_option.shape[1]
+        self.atom_bits = np.zeros(len(plan.atom_kind), np.uint32)
+        if width <= 32:
+            self.atom_bits[:] = (plan.atom_option.astype(np.uint64) << np.arange(width, dtype=np.uint64)).sum(axis=1)
+        c.atom_bits = <const uint32_t*>_ptr(self.atom_bits) if width <= 32 else NULL
+        # Rule-input fields whose codes count from lo in option order (GB/T: 0, 1, 2, 3 events):
+        # index = code - lo by arithmetic, which vectorises, instead of a table load per cell.
+        codes = np.arange(CODE_LO, CODE_LO + CODE_SPAN)
+        self.index_lo = np.ones(len(plan.questions), np.int32)
+        self.index_hi = np.zeros(len(plan.questions), np.int32)
+        for q in range(len(plan.questions)):
+            found = np.flatnonzero(plan.code_table[q] >= 0)
+            if found.size and np.array_equal(plan.code_table[q][found], np.arange(found.size)) \
+                    and found[-1] - found[0] + 1 == found.size and (plan.code_table[q][plan.code_table[q] < 0] == BAD).all():
+                self.index_lo[q], self.index_hi[q] = codes[found[0]], codes[found[-1]]
+        c.index_lo = <const int32_t*>_ptr(self.index_lo)
+        c.index_hi = <const int32_t*>_ptr(self.index_hi)
+        values = plan.opt_value2
+        self.value_is_index = np.asarray([(values[q, :2] == 0).all() and
+                                          (values[q, 2:] == np.arange(values.shape[1] - 2)).all()
+                                          for q in range(values.shape[0])], np.uint8)
+        c.value_is_index = <const uint8_t*>_ptr(self.value_is_index)
         c.opt_value2 = <const int32_t*>_ptr(plan.opt_value2)
         c.option_width = plan.opt_value2.shape[1]
         c.atom_n = <const int32_t*>_ptr(plan.atom_n)
@@ -198,6 +271,13 @@ cdef class KernelPlan:
         c.prog_arg = <const int64_t*>_ptr(plan.prog_arg)
         c.rule_raise = <const int32_t*>_ptr(plan.rule_raise)
         c.rule_set_level = <const int8_t*>_ptr(plan.rule_set_level)
+        # The effect of every set of rules that hold, looked up by the row's rule bits instead of
+        # walking them (a branch per rule that a random mix of rows mispredicts); up to 12 rules.
+        c.fired_set = c.fired_raise = NULL
+        if plan.n_rules <= 12:
+            self.fired_set, self.fired_raise = rule_effects(plan.rule_set_level, plan.rule_raise, plan.raise_sum)
+            c.fired_set = <const int8_t*>_ptr(self.fired_set)
+            c.fired_raise = <const int32_t*>_ptr(self.fired_raise)
         c.constraint_field = <const int64_t*>_ptr(plan.constraint_field)
         c.cat_case_start = <const int64_t*>_ptr(plan.cat_case_start)
         c.cat_case_value = <const int8_t*>_ptr(plan.cat_case_value)
@@ -250,7 +330,7 @@ cdef inline void item_identity(const code_t* data, int32_t lo, int32_t hi, Py_ss
     for r in range(m):
         c = <int32_t>data[r]
         ok = (c >= lo) & (c <= hi)
-        acc[r] += (c << 16) * ok + (1 - ok)
+        acc[r] += ((c << 16) & -ok) + (1 - ok)   # a mask, not a multiply: baseline SSE2 has no 32-bit one
 
 
 cdef inline void item_identity64(const int64_t* data, int32_t lo, int32_t hi, Py_ssize_t m,
@@ -315,13 +395,35 @@ cdef inline void decode_int_column(const code_t* data, const int16_t* ctable, Py
         out[r] = index_of_int(ctable, data[r])
 
 
+cdef inline void decode_byte_column(const code_t* data, const int16_t* ctable, Py_ssize_t m, int16_t* out) noexcept nogil:
+    # int8 and uint8 codes all lie in CODE_LO … CODE_LO + CODE_SPAN - 1: no range check.
+    cdef Py_ssize_t r
+    for r in range(m):
+        out[r] = ctable[<int32_t>data[r] - CODE_LO]
+
+
+cdef inline void decode_byte_identity(const code_t* data, int32_t lo, int32_t hi, Py_ssize_t m, int16_t* out) noexcept nogil:
+    # codes lo … hi are indexes 0 … hi - lo; any other code is BAD (index_lo in KernelPlan)
+    cdef Py_ssize_t r
+    cdef int32_t c
+    for r in range(m):
+        c = <int32_t>data[r]
+        out[r] = <int16_t>(c - lo) if (c >= lo) & (c <= hi) else BAD
+
+
 cdef void decode(const PlanC* p, Py_ssize_t q, int kind, const void* data, const uint8_t* valid,
                  int64_t valid_off, Py_ssize_t r0, Py_ssize_t m, int16_t* out) noexcept nogil:
     """Option indexes (or MISSING / BAD) of rows r0 … r0+m-1 of one question column."""
     cdef Py_ssize_t r
     cdef const int16_t* ctable = p.code_table + q * CODE_SPAN
-    if kind == K_INT8:
-        decode_int_column((<const int8_t*>data) + r0, ctable, m, out)
+    if kind == K_INDEX:
+        memcpy(out, (<const int16_t*>data) + r0, m * sizeof(int16_t))
+    elif kind == K_INT8 and p.index_lo[q] <= p.index_hi[q]:
+        decode_byte_identity((<const int8_t*>data) + r0, p.index_lo[q], p.index_hi[q], m, out)
+    elif kind == K_UINT8 and p.index_lo[q] <= p.index_hi[q]:
+        decode_byte_identity((<const uint8_t*>data) + r0, p.index_lo[q], p.index_hi[q], m, out)
+    elif kind == K_INT8:
+        decode_byte_column((<const int8_t*>data) + r0, ctable, m, out)
     elif kind == K_INT16:
         decode_int_column((<const int16_t*>data) + r0, ctable, m, out)
     elif kind == K_INT32:
@@ -329,7 +431,7 @@ cdef void decode(const PlanC* p, Py_ssize_t q, int kind, const void* data, const
     elif kind == K_INT64:
         decode_int_column((<const int64_t*>data) + r0, ctable, m, out)
     elif kind == K_UINT8:
-        decode_int_column((<const uint8_t*>data) + r0, ctable, m, out)
+        decode_byte_column((<const uint8_t*>data) + r0, ctable, m, out)
     else:
         for r in range(m):
             out[r] = decode_one(p, q, kind, data, NULL, 0, r0 + r)
@@ -425,11 +527,17 @@ cdef void eval_atoms(const PlanC* p, Work* w, const uint8_t** flags, Py_ssize_t 
     cdef const int32_t* vals
     cdef const uint8_t* vn
     cdef int32_t* sums
+    cdef uint32_t bits
     for a in range(p.n_atoms):
         out = w.atoms + a * CHUNK
         if p.atom_kind[a] == A_OPTION_IN:
             # truth by option index; the table starts 2 before index 0, so BAD and MISSING read false
             col = w.idx + p.atom_q[a] * CHUNK
+            if p.atom_bits != NULL:   # a shift per row, which vectorises, instead of a table load
+                bits = p.atom_bits[a]
+                for r in range(m):
+                    out[r] = (bits >> <uint32_t>(col[r] + 2)) & 1
+                continue
             truth = p.atom_option + a * p.option_width + 2
             for r in range(m):
                 out[r] = truth[col[r]]
@@ -451,6 +559,10 @@ cdef void eval_atoms(const PlanC* p, Work* w, const uint8_t** flags, Py_ssize_t 
             for k in range(p.atom_sum_start[a], p.atom_sum_start[a + 1]):
                 q = p.atom_sum_q[k]
                 col = w.idx + q * CHUNK
+                if p.value_is_index[q]:   # no table load: the index itself, 0 when missing or bad
+                    for r in range(m):
+                        sums[r] += col[r] if col[r] > 0 else 0
+                    continue
                 vals = p.opt_value2 + q * p.option_width + 2
                 for r in range(m):
                     sums[r] += vals[col[r]]
@@ -781,6 +893,11 @@ cdef void score_range(const PlanC* p, const uintptr_t* col_ptr, const int8_t* co
                 continue
             lvl = p.band_level[b]
             level_initial[row] = lvl
+            if p.fired_set != NULL:
+                setter = p.fired_set[bits]
+                up = min(p.max_level, lvl + p.fired_raise[bits])
+                level[row] = setter if setter >= 0 else up
+                continue
             setter = -1
             up = 0
             while bits:   # the rules that hold, lowest first
@@ -981,6 +1098,75 @@ cdef inline int code_category(const uint8_t* t, Py_ssize_t n) noexcept nogil:
     return (letter - 0x41) * 100 + (t[1] - 0x30) * 10 + (t[2] - 0x30)
 
 
+cdef int16_t read_cell(const uint8_t* s, Py_ssize_t pos, Py_ssize_t end, bint required,
+                       const uint8_t* categories, Py_ssize_t n_flags, uint8_t* hit) noexcept nogil:
+    """State of one diagnosis cell s[pos:end] (0 read, MISSING, BAD); hit[f] (zeroed by the caller)
+    becomes 1 when a code of the cell falls in category table f, and stays 0 for a blank or bad cell.
+    One pass: separators split tokens, each token must be a code; the cell is blank when every
+    character is white space (then no token counts)."""
+    cdef Py_ssize_t tok, f
+    cdef int cls, cat
+    cdef bint only_space = True, token_space, bad = False
+    while pos < end:
+        tok = pos
+        cls = char_class(s, end, &pos)
+        if cls & C_SEP:
+            if not cls & C_SPACE:
+                only_space = False
+            continue
+        token_space = cls & C_SPACE
+        while pos < end:        # the token runs to the next separator
+            f = pos
+            cls = char_class(s, end, &pos)
+            if cls & C_SEP:
+                pos = f
+                break
+            token_space = token_space and cls & C_SPACE
+        if not token_space:
+            only_space = False
+        cat = code_category(s + tok, pos - tok)
+        if cat < 0:
+            bad = True
+            if not only_space:
+                break
+        else:
+            for f in range(n_flags):
+                hit[f] |= categories[f * 2600 + cat]
+    if bad or only_space:
+        for f in range(n_flags):
+            hit[f] = 0
+    if only_space:
+        return MISSING if required else 0
+    return BAD if bad else 0
+
+
+# Diagnosis cells repeat (a county's file holds a few hundred distinct ones), and reading one is
+# branchy work whose branches a random mix of cells defeats. So the result of each cell of up to
+# 16 bytes is kept in a direct-mapped table keyed by its bytes: a repeated cell costs two loads,
+# a hash and a compare. The table only remembers what read_cell returned for the same bytes.
+cdef enum:
+    MEMO_BITS = 12
+    MEMO_KEY = 16       # cells longer than this are read every time
+
+cdef struct MemoEntry:
+    uint64_t k0
+    uint64_t k1
+    int32_t length      # -1: empty slot
+    int16_t state
+    uint64_t bits       # hit[f] as bit f (the table is used only for up to 64 flags)
+
+cdef uint64_t KEY_MASK[MEMO_KEY + 1][2]
+for _n in range(MEMO_KEY + 1):
+    KEY_MASK[_n][0] = (1 << (8 * min(_n, 8))) - 1
+    KEY_MASK[_n][1] = (1 << (8 * max(_n - 8, 0))) - 1
+
+
+cdef inline uint64_t load64(const uint8_t* p) noexcept nogil:
+    cdef uint64_t v
+    memcpy(&v, p, 8)       # an unaligned load; compilers emit one instruction
+    return v
+
+
 def icd10_cells(const uint8_t[::1] data, offsets, const uint8_t[::1] valid, Py_ssize_t valid_off,
                 Py_ssize_t n, bint required, const uint8_t[:, ::1] categories,
                 int16_t[::1] state, uint8_t[:, ::1] flags, Py_ssize_t start=0, Py_ssize_t stop=-1):
@@ -991,11 +1177,15 @@ def icd10_cells(const uint8_t[::1] data, offsets, const uint8_t[::1] valid, Py_s
     flags[f, row]: 1 when a code of the row falls in category table f (26 letters x 100 numbers).
     """
     cdef const int32_t[::1] off = offsets
-    cdef Py_ssize_t row, pos, end, tok, f, n_flags = categories.shape[0]
-    cdef int cls
-    cdef bint only_space, token_space, bad, has_valid = valid.shape[0] > 0
-    cdef int cat
+    cdef Py_ssize_t row, pos, end, length, f, n_flags = categories.shape[0], size = data.shape[0]
+    cdef bint has_valid = valid.shape[0] > 0, memo_on = n_flags <= 64
     cdef const uint8_t* s = &data[0] if data.shape[0] else NULL
+    cdef const uint8_t* cats = &categories[0, 0] if n_flags else NULL
+    cdef uint8_t* hit
+    cdef MemoEntry* memo
+    cdef MemoEntry* e
+    cdef uint64_t k0 = 0, k1 = 0, bits
+    cdef int16_t st
     if off.shape[0] < n + 1 or state.shape[0] < n or flags.shape[1] < n or flags.shape[0] != n_flags \
             or categories.shape[1] != 2600:
         raise ValueError("ICD-10 buffers do not match")
@@ -1003,49 +1193,47 @@ def icd10_cells(const uint8_t[::1] data, offsets, const uint8_t[::1] valid, Py_s
         stop = n
     if not 0 <= start <= stop <= n:
         raise ValueError("row range outside the column")
-    # One pass per cell: separators split tokens, each token must be a code; the cell is blank
-    # when every character is white space (then no token counts). flags arrive zeroed.
+    hit = <uint8_t*>malloc(max(n_flags, 1))
+    memo = <MemoEntry*>malloc(sizeof(MemoEntry) << MEMO_BITS)
+    if hit == NULL or memo == NULL:
+        free(hit)
+        free(memo)
+        raise MemoryError()
     with nogil:
+        for f in range(1 << MEMO_BITS):
+            memo[f].length = -1
         for row in range(start, stop):
             if has_valid and not (valid[(valid_off + row) >> 3] >> ((valid_off + row) & 7)) & 1:
                 state[row] = MISSING if required else 0
+                for f in range(n_flags):
+                    flags[f, row] = 0
                 continue
             pos = off[row]
             end = off[row + 1]
-            only_space = True
-            bad = False
-            while pos < end:
-                tok = pos
-                cls = char_class(s, end, &pos)
-                if cls & C_SEP:
-                    if not cls & C_SPACE:
-                        only_space = False
-                    continue
-                token_space = cls & C_SPACE
-                while pos < end:        # the token runs to the next separator
-                    f = pos
-                    cls = char_class(s, end, &pos)
-                    if cls & C_SEP:
-                        pos = f
-                        break
-                    token_space = token_space and cls & C_SPACE
-                if not token_space:
-                    only_space = False
-                cat = code_category(s + tok, pos - tok)
-                if cat < 0:
-                    bad = True
-                    if not only_space:
-                        break
-                else:
+            length = end - pos
+            e = NULL
+            if memo_on and length <= MEMO_KEY and pos + MEMO_KEY <= size:   # 16 bytes readable
+                k0 = load64(s + pos) & KEY_MASK[length][0]
+                k1 = load64(s + pos + 8) & KEY_MASK[length][1]
+                e = &memo[((k0 ^ (k1 * <uint64_t>0x9E3779B97F4A7C15ULL) ^ <uint64_t>length)
+                           * <uint64_t>0xD6E8FEB86659FD93ULL) >> (64 - MEMO_BITS)]
+                if e.length == length and e.k0 == k0 and e.k1 == k1:
+                    state[row] = e.state
+                    bits = e.bits
                     for f in range(n_flags):
-                        flags[f, row] |= categories[f, cat]
-            if only_space:
-                state[row] = MISSING if required else 0
-            else:
-                state[row] = BAD if bad else 0
-            if bad or only_space:
-                for f in range(n_flags):
-                    flags[f, row] = 0
+                        flags[f, row] = (bits >> f) & 1
+                    continue
+            memset(hit, 0, n_flags)
+            st = read_cell(s, pos, end, required, cats, n_flags, hit)
+            state[row] = st
+            bits = 0
+            for f in range(n_flags):
+                flags[f, row] = hit[f]
+                bits |= (<uint64_t>hit[f]) << f
+            if e != NULL:
+                e.k0, e.k1, e.length, e.state, e.bits = k0, k1, <int32_t>length, st, bits
+    free(hit)
+    free(memo)
 
 
 cdef enum:

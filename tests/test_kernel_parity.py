@@ -4,9 +4,14 @@ Random batches are generated from each instrument's own definition: every option
 item does not allow, missing cells, text codes, ICD-10 cells inside and outside the rule ranges and
 malformed ones, under every combination of settings and for every column type a file reader can
 produce. The raw arrays (scores, levels, rule bits, status, error field) must be equal row by row.
+
+The kernel under test is the one ``assess.score`` uses: on an x86-64 processor with AVX2 the
+build for it (``assess._kernel_avx2``); ``test_both_builds_give_the_same_answers`` compares it
+with the baseline build.
 """
 from __future__ import annotations
 
+import importlib
 import itertools
 
 import numpy as np
@@ -17,7 +22,8 @@ import assess
 from assess import _reference, batch
 from assess import model as m
 
-kernel = pytest.importorskip("assess._kernel", reason="compiled kernel not built")
+baseline = pytest.importorskip("assess._kernel", reason="compiled kernel not built")
+kernel = importlib.import_module("assess.score")._kernel or baseline   # assess.score is the function
 
 INSTRUMENTS = [ref.id for ref in assess.list_instruments()]
 TEXT_POOL = ["", "  ", "3", "非常困难", "somewhat difficult", "0", "99", None]
@@ -125,11 +131,15 @@ def assert_same(ins, table, threads=2):
 def test_kernel_equals_reference_for_every_column_type(instrument_id, style, seed):
     ins = assess.load_instrument(instrument_id)
     rng = np.random.default_rng([seed, hash(style) % 1000])
-    cols = random_columns(ins, 3000, rng)
-    if style in ("int8", "int32"):   # these types cannot hold 200 or text codes: keep what fits
-        cols = {q: [v if v is None or (isinstance(v, int) and -128 <= v <= 127) else None for v in vals]
-                if all(v is None or isinstance(v, int) for v in vals) else vals for q, vals in cols.items()}
-    assert_same(ins, _as_arrow(cols, style))
+    assert_same(ins, _as_arrow(_fitting(random_columns(ins, 3000, rng), style), style))
+
+
+def _fitting(cols: dict, style: str) -> dict:
+    """int8 and int32 columns cannot hold 200 or text codes: keep what fits, blank the rest."""
+    if style not in ("int8", "int32"):
+        return cols
+    return {q: [v if v is None or (isinstance(v, int) and -128 <= v <= 127) else None for v in vals]
+            if all(v is None or isinstance(v, int) for v in vals) else vals for q, vals in cols.items()}
 
 
 SKIPPING = [pytest.param(ins_id, settings, id=f"{ins_id}-{'-'.join(settings.values())}")
@@ -270,12 +280,43 @@ def test_plan_rejects_integer_codes_outside_the_table(gbt):
 
 
 def test_backend_is_kernel_unless_forced(monkeypatch):
-    import importlib
     score_module = importlib.import_module("assess.score")   # the module; assess.score is the function
     monkeypatch.setenv("ASSESS_PUREPYTHON", "1")
-    assert score_module._load_backend() == (None, "reference")
+    assert score_module._load_backend() == (None, "reference", None)
     monkeypatch.setenv("ASSESS_PUREPYTHON", "0")
-    assert score_module._load_backend()[1] == "kernel"
+    module, name, build = score_module._load_backend()
+    assert name == "kernel" and build in ("avx2", "baseline")
+    assert module.__name__ == {"avx2": "assess._kernel_avx2", "baseline": "assess._kernel"}[build]
+    monkeypatch.setenv("ASSESS_KERNEL_BUILD", "baseline")
+    assert score_module._load_backend()[0] is baseline
+    monkeypatch.setenv("ASSESS_KERNEL_BUILD", "fastest")
+    with pytest.raises(ValueError, match="ASSESS_KERNEL_BUILD='fastest' is not a kernel build: give one of auto, baseline"):
+        score_module._load_backend()
+
+
+def test_the_avx2_build_is_used_where_the_processor_runs_it(monkeypatch):
+    monkeypatch.delenv("ASSESS_KERNEL_BUILD", raising=False)
+    monkeypatch.delenv("ASSESS_PUREPYTHON", raising=False)
+    avx2 = importlib.util.find_spec("assess._kernel_avx2") is not None
+    module, _, build = importlib.import_module("assess.score")._load_backend()
+    assert build == ("avx2" if avx2 and baseline.cpu_has_avx2() else "baseline")
+    assert isinstance(baseline.cpu_has_avx2(), bool)
+
+
+@pytest.mark.parametrize("instrument_id", INSTRUMENTS)
+@pytest.mark.parametrize("style", ["int8", "int64", "text"])
+def test_both_builds_give_the_same_answers(instrument_id, style, seed):
+    """The AVX2 build against the baseline build, raw array by raw array (the same source,
+    compiled for other instructions: a difference would be a compiler's or a CPU check's)."""
+    if importlib.util.find_spec("assess._kernel_avx2") is None or not baseline.cpu_has_avx2():
+        pytest.skip("no AVX2 build of the kernel, or a processor without AVX2")
+    avx2 = importlib.import_module("assess._kernel_avx2")
+    ins = assess.load_instrument(instrument_id)
+    table = _as_arrow(_fitting(random_columns(ins, 3000, np.random.default_rng(seed)), style), style)
+    one = batch.score_raw(ins, table, baseline, threads=1)
+    other = batch.score_raw(ins, table, avx2, threads=2)
+    for key in one:
+        np.testing.assert_array_equal(one[key], other[key], err_msg=f"{instrument_id}: {key}")
 
 
 def test_active_backend_follows_the_environment():
@@ -304,6 +345,33 @@ def test_icd10_scanner_matches_the_reference_grammar(gbt, seed):
     table = _as_arrow(cols, "int64")
     assert_same(gbt, table)
     assert_same(gbt, table.slice(3, 2000))
+
+
+def test_icd10_repeated_cells_read_as_the_first_time(gbt, seed):
+    """The scanner remembers cells of up to 16 bytes by their bytes (a table of 4,096 slots): with
+    9,000 distinct cells repeated over 30,000 rows, slots are reused and overwritten, cells differ
+    only in case, spacing or past the 8th byte, and the last cells lie too near the end of the
+    buffer to be remembered. Every row must still read as the reference reads it."""
+    rng = np.random.default_rng(seed)
+    pool = ["", " ", "F03", "f03", "F03 ", "F03;I10", "F03;I1O", "I10;F03", "G30.1;E11.9;I63.5",
+            "E11.9;I10;F03.11", "E11.9;I10;F03.1*", "E11.9;I10;F0.311", "I63;F01.1", "F32†", "Ｆ32"]
+    # Families of equal length that differ only in the first or only past the 8th byte, with
+    # different flags: enough of them to share slots, so a key compare that skips a half shows.
+    pool += [f"{letter}{k:02d}" for letter in "FGx" for k in range(100)]
+    pool += [f"E11.9;I10;{letter}{k:02d}" for letter in "FGx" for k in range(100)]
+    while len(pool) < 9000:
+        size = int(rng.integers(1, 20))
+        pool.append("".join(ICD_ALPHABET[k] for k in rng.integers(0, len(ICD_ALPHABET), size))
+                    if rng.random() < 0.4 else
+                    ";".join(f"{rng.choice(list('FIEGf'))}{int(rng.integers(0, 100)):02d}"
+                             + (f".{int(rng.integers(0, 100))}" if rng.random() < 0.5 else "")
+                             for _ in range(int(rng.integers(1, 4)))))
+    cells = [pool[k] for k in rng.integers(0, len(pool), 30_000)] + ["F03", "I10", "F0"]
+    cols = random_columns(gbt, len(cells), rng, bad_share=0.0, missing_share=0.0)
+    cols["A.4.1"] = cells
+    table = _as_arrow(cols, "int64")
+    assert_same(gbt, table, threads=1)
+    assert_same(gbt, table.slice(7, 20_000))
 
 
 def test_icd10_list_columns(gbt, seed):
@@ -340,3 +408,25 @@ def test_field_required_unless_a_condition_holds(gbt, coma_inputs, style, seed):
     assert (raw["error_field"][rows & incomplete] == a511).all()
     if coma_inputs == "either":   # and some rows do without it
         assert (rows & blank & ~need & (raw["status"] == _reference.OK)).any()
+
+
+@pytest.mark.parametrize("copies, combination", [(2, "sum"), (2, "max"), (5, "sum"), (5, "max")])
+def test_rule_effects_with_many_rules_and_either_combination(gbt, copies, combination, seed):
+    """The kernel looks a row's level change up by its set of rules that hold when there are up to
+    12 rules, and walks them when there are more: both against the reference, with rules that set
+    a level or raise it, the raises summed or the largest taken. GB/T's three conditions, each copied
+    with other effects (no packaged instrument has more than 3 rules, nor sums them)."""
+    import dataclasses
+    # Copy 1 of the first rule sets level 3 (rules earlier in the list come first); the others raise
+    # by 1, and copies of a rule hold together: their sum is the number of copies, their largest 1.
+    rules = tuple(dataclasses.replace(r, id=f"{r.id}x{k}", raise_by=1,
+                                      set_level=3 if (j, k) == (0, 1) else None)
+                  for k in range(copies) for j, r in enumerate(gbt.rules))
+    variant = dataclasses.replace(gbt, rules=rules, raise_combination=combination)
+    assert (len(variant.rules) > 12) == (copies == 5)
+    table = _as_arrow(random_columns(variant, 4000, np.random.default_rng(seed), bad_share=0.0,
+                                     missing_share=0.0), "int64")
+    assert_same(variant, table)
+    raw = batch.score_raw(variant, table, kernel)
+    raised = raw["level"] - raw["level_initial"]
+    assert len(set(raised[raw["status"] == 0].tolist())) >= 3   # no change, raised, lowered (set to 3)
