@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 import pyarrow as pa
@@ -168,20 +168,42 @@ def _categories(ranges_per_flag: list) -> np.ndarray:
 
 
 _pool: ThreadPoolExecutor | None = None
-_pool_pid = 0
 _pool_lock = threading.Lock()
+
+
+def _forget_pool() -> None:
+    # In a forked child: the parent's threads do not exist there, and the lock may have been held.
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def _workers(threads: int) -> ThreadPoolExecutor:
     """One pool of threads for the process, kept between calls: starting and joining threads on
-    every call cost about a millisecond a batch, most of what two threads lost against one. A
-    forked child gets a pool of its own (the parent's threads do not exist there)."""
-    global _pool, _pool_pid
+    every call cost about a millisecond a batch, most of what two threads lost against one."""
+    global _pool
     with _pool_lock:
-        if _pool is None or _pool_pid != os.getpid() or _pool._max_workers < threads:
+        if _pool is None or _pool._max_workers < threads:
             _pool = ThreadPoolExecutor(max(threads, 2), thread_name_prefix="assess-kernel")
-            _pool_pid = os.getpid()
         return _pool
+
+
+def _join_all(parts: list) -> None:
+    """Wait until every part has ended, even when a signal (Ctrl-C, a time limit) interrupts the
+    wait, and raise that signal's exception afterwards: the parts read buffers by address that
+    the caller frees as it unwinds."""
+    interrupted = None
+    while True:
+        try:
+            wait(parts)
+            break
+        except BaseException as stop:   # noqa: B902 - re-raised below, once the parts have ended
+            interrupted = interrupted or stop
+    if interrupted is not None:
+        raise interrupted
 
 
 def _split(work, n: int, threads: int) -> None:
@@ -192,12 +214,16 @@ def _split(work, n: int, threads: int) -> None:
         return
     bounds = np.linspace(0, n, threads + 1).astype(int)
     # The calling thread takes the first part itself, the pool the rest.
-    rest = [_workers(threads - 1).submit(work, bounds[k], bounds[k + 1]) for k in range(1, threads)]
+    rest: list = []
     try:
+        pool = _workers(threads - 1)
+        for k in range(1, threads):
+            rest.append(pool.submit(work, bounds[k], bounds[k + 1]))
         work(bounds[0], bounds[1])
     finally:
-        for done in rest:
-            done.result()
+        _join_all(rest)
+    for done in rest:
+        done.result()     # a part's error
 
 
 def _icd10(kernel, col: pa.Array, required: bool, ranges_per_flag: list,

@@ -16,6 +16,8 @@ from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
 from libc.math cimport isnan, floor
 
+import sys
+
 import numpy as np
 
 # The interface this module was built with; assess/_compiled.py names the one the Python code
@@ -70,7 +72,8 @@ cdef int32_t NULL_SCORE = -2147483648
 cdef extern from *:
     """
     static int assess_cpu_has_avx2(void) {
-    #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+    /* GCC before 5 knows no "bmi" or "fma" here; MSVC-compatible compilers get no AVX2 build. */
+    #if (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 5)) && defined(__x86_64__) && !defined(_MSC_VER)
         __builtin_cpu_init();
         return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
             && __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2")
@@ -249,10 +252,11 @@ cdef class KernelPlan:
         self.index_lo = np.ones(len(plan.questions), np.int32)
         self.index_hi = np.zeros(len(plan.questions), np.int32)
         for q in range(len(plan.questions)):
-            found = np.flatnonzero(plan.code_table[q] >= 0)
-            if found.size and np.array_equal(plan.code_table[q][found], np.arange(found.size)) \
-                    and found[-1] - found[0] + 1 == found.size and (plan.code_table[q][plan.code_table[q] < 0] == BAD).all():
-                self.index_lo[q], self.index_hi[q] = codes[found[0]], codes[found[-1]]
+            table = plan.code_table[q]
+            found = np.flatnonzero(table >= 0)
+            if found.size and np.array_equal(table[found], np.arange(found.size)) \
+                    and found.max() - found.min() + 1 == found.size and (table[table < 0] == BAD).all():
+                self.index_lo[q], self.index_hi[q] = codes[found.min()], codes[found.max()]
         c.index_lo = <const int32_t*>_ptr(self.index_lo)
         c.index_hi = <const int32_t*>_ptr(self.index_hi)
         values = plan.opt_value2
@@ -330,7 +334,9 @@ cdef inline void item_identity(const code_t* data, int32_t lo, int32_t hi, Py_ss
     for r in range(m):
         c = <int32_t>data[r]
         ok = (c >= lo) & (c <= hi)
-        acc[r] += ((c << 16) & -ok) + (1 - ok)   # a mask, not a multiply: baseline SSE2 has no 32-bit one
+        # A mask, not a multiply (baseline SSE2 has no 32-bit one); the shift on the bits as unsigned,
+        # which keeps a negative code's sign without shifting a negative number.
+        acc[r] += (<int32_t>(<uint32_t>c << 16) & -ok) + (1 - ok)
 
 
 cdef inline void item_identity64(const int64_t* data, int32_t lo, int32_t hi, Py_ssize_t m,
@@ -1155,6 +1161,9 @@ cdef struct MemoEntry:
     int16_t state
     uint64_t bits       # hit[f] as bit f (the table is used only for up to 64 flags)
 
+# The key is the cell's bytes loaded as two words and masked to its length, which keeps the
+# cell's own bytes only where the first byte is the lowest: on a big-endian machine there is no memo.
+cdef bint LITTLE_ENDIAN = sys.byteorder == "little"
 cdef uint64_t KEY_MASK[MEMO_KEY + 1][2]
 for _n in range(MEMO_KEY + 1):
     KEY_MASK[_n][0] = (1 << (8 * min(_n, 8))) - 1
@@ -1178,7 +1187,7 @@ def icd10_cells(const uint8_t[::1] data, offsets, const uint8_t[::1] valid, Py_s
     """
     cdef const int32_t[::1] off = offsets
     cdef Py_ssize_t row, pos, end, length, f, n_flags = categories.shape[0], size = data.shape[0]
-    cdef bint has_valid = valid.shape[0] > 0, memo_on = n_flags <= 64
+    cdef bint has_valid = valid.shape[0] > 0, memo_on = n_flags <= 64 and LITTLE_ENDIAN
     cdef const uint8_t* s = &data[0] if data.shape[0] else NULL
     cdef const uint8_t* cats = &categories[0, 0] if n_flags else NULL
     cdef uint8_t* hit
@@ -1226,11 +1235,12 @@ def icd10_cells(const uint8_t[::1] data, offsets, const uint8_t[::1] valid, Py_s
             memset(hit, 0, n_flags)
             st = read_cell(s, pos, end, required, cats, n_flags, hit)
             state[row] = st
-            bits = 0
             for f in range(n_flags):
                 flags[f, row] = hit[f]
-                bits |= (<uint64_t>hit[f]) << f
-            if e != NULL:
+            if e != NULL:      # (then n_flags <= 64)
+                bits = 0
+                for f in range(n_flags):
+                    bits |= (<uint64_t>hit[f]) << f
                 e.k0, e.k1, e.length, e.state, e.bits = k0, k1, <int32_t>length, st, bits
     free(hit)
     free(memo)

@@ -67,8 +67,11 @@ def random_columns(ins: m.Instrument, n: int, rng: np.random.Generator, bad_shar
         weights = np.ones(len(codes)) if isinstance(q, m.Item) else 0.25 ** np.arange(len(codes))
         values = [codes[k] for k in rng.choice(len(codes), n, p=weights / weights.sum())]
         roll = rng.random(n)
+        ints = [c for c in codes if isinstance(c, int)]
+        # Not allowed: far off, and just outside the allowed codes (an off-by-one at either end)
+        bad = [-1, 7, 99, 200] + ([min(ints) - 1, max(ints) + 1] if ints else [])
         for r in np.nonzero(roll < bad_share)[0]:
-            values[r] = int(rng.choice([-1, 7, 99, 200]))
+            values[r] = int(rng.choice(bad))
         for r in np.nonzero((roll >= bad_share) & (roll < bad_share + missing_share))[0]:
             values[r] = None
         cols[q.id] = values
@@ -110,7 +113,8 @@ def _as_arrow(cols: dict, style: str) -> pa.Table:
         elif style == "dictionary":
             arrays[qid] = pa.array([None if v is None else str(v) for v in values]).dictionary_encode()
         else:
-            arrays[qid] = pa.array(values, {"int8": pa.int8(), "int32": pa.int32(), "int64": pa.int64()}[style])
+            arrays[qid] = pa.array(values, {"int8": pa.int8(), "uint8": pa.uint8(), "int32": pa.int32(),
+                                            "int64": pa.int64()}[style])
     return pa.table(arrays)
 
 
@@ -127,7 +131,7 @@ def assert_same(ins, table, threads=2):
 
 
 @pytest.mark.parametrize("instrument_id", INSTRUMENTS)
-@pytest.mark.parametrize("style", ["int8", "int32", "int64", "float", "text", "dictionary"])
+@pytest.mark.parametrize("style", ["int8", "uint8", "int32", "int64", "float", "text", "dictionary"])
 def test_kernel_equals_reference_for_every_column_type(instrument_id, style, seed):
     ins = assess.load_instrument(instrument_id)
     rng = np.random.default_rng([seed, hash(style) % 1000])
@@ -135,10 +139,12 @@ def test_kernel_equals_reference_for_every_column_type(instrument_id, style, see
 
 
 def _fitting(cols: dict, style: str) -> dict:
-    """int8 and int32 columns cannot hold 200 or text codes: keep what fits, blank the rest."""
-    if style not in ("int8", "int32"):
+    """Narrow integer columns cannot hold every code (200, -1) or text codes: keep what fits, blank
+    the rest."""
+    if style not in ("int8", "uint8", "int32"):
         return cols
-    return {q: [v if v is None or (isinstance(v, int) and -128 <= v <= 127) else None for v in vals]
+    lo, hi = (0, 255) if style == "uint8" else (-128, 127)
+    return {q: [v if v is None or (isinstance(v, int) and lo <= v <= hi) else None for v in vals]
             if all(v is None or isinstance(v, int) for v in vals) else vals for q, vals in cols.items()}
 
 
@@ -304,7 +310,7 @@ def test_the_avx2_build_is_used_where_the_processor_runs_it(monkeypatch):
 
 
 @pytest.mark.parametrize("instrument_id", INSTRUMENTS)
-@pytest.mark.parametrize("style", ["int8", "int64", "text"])
+@pytest.mark.parametrize("style", ["int8", "uint8", "int64", "text"])
 def test_both_builds_give_the_same_answers(instrument_id, style, seed):
     """The AVX2 build against the baseline build, raw array by raw array (the same source,
     compiled for other instructions: a difference would be a compiler's or a CPU check's)."""
