@@ -20,6 +20,19 @@ def test_recognised_through_public_api(store):
     assert "assessed 2025-03-01" in r.detail
 
 
+def test_the_day_may_be_given_as_a_date_a_datetime_or_text(store, nhsa):
+    add(store)
+    by_date = nhsa.recognise(make_id(), "nhsa", "ltc", on=ON)
+    late_that_day = dt.datetime.combine(ON, dt.time(23, 59))
+    for on in (late_that_day, ON.isoformat()):
+        r = nhsa.recognise(make_id(), "nhsa", "ltc", on=on)
+        assert (r.reason, r.level, r.on) == (by_date.reason, by_date.level, ON.isoformat())
+    with pytest.raises(TypeError, match="on must be a date, a datetime or 'YYYY-MM-DD', not 20250331"):
+        nhsa.recognise(make_id(), "nhsa", "ltc", on=20250331)
+    with pytest.raises(ValueError, match="on='31/03/2025' is not a date: give YYYY-MM-DD"):
+        nhsa.recognise(make_id(), "nhsa", "ltc", on="31/03/2025")
+
+
 def test_lowercase_x_is_the_same_person(store, nhsa):
     pid = make_id(seq=2)
     assert pid.endswith("X") or True
