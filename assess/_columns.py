@@ -212,7 +212,9 @@ def _split(work, n: int, threads: int) -> None:
     if threads == 1:
         work(0, n)
         return
-    bounds = np.linspace(0, n, threads + 1).astype(int)
+    # Parts start at multiples of 8 rows, so that bit-packed outputs split at whole bytes.
+    bounds = np.linspace(0, n, threads + 1).astype(int) // 8 * 8
+    bounds[-1] = n
     # The calling thread takes the first part itself, the pool the rest.
     rest: list = []
     try:
@@ -275,6 +277,17 @@ def run(kernel, kplan, plan: Plan, batch: pa.RecordBatch, threads: int) -> dict:
     args = (kplan, inputs.col_ptr, inputs.col_kind, inputs.valid_ptr, inputs.valid_off, inputs.flag_ptr,
             columns["domains"], columns["scores"], out["level_initial"], out["level"], out["rules"], out["status"],
             out["error_field"], columns["categories"])
-    _split(lambda a, b: kernel.score_rows(*args, a, b), n, threads)
+    # Each rule's flag as Arrow's packed booleans, made by the threads that scored the rows
+    # (batch.to_arrow takes them as they are); a build without rule_bits leaves them to pyarrow.
+    packed = hasattr(kernel, "rule_bits")
+    if packed:
+        out["rule_bits"] = np.empty((plan.n_rules, (n + 7) // 8), np.uint8)
+
+    def work(a, b):
+        kernel.score_rows(*args, a, b)
+        if packed:
+            kernel.rule_bits(out["rules"], out["rule_bits"], a, b)
+
+    _split(work, n, threads)
     return out
 

@@ -20,7 +20,7 @@ import os
 PUREPYTHON_ENV = "ASSESS_PUREPYTHON"
 KERNEL_BUILD_ENV = "ASSESS_KERNEL_BUILD"
 KERNEL_BUILDS = ("auto", "baseline")
-KERNEL_ABI = 2      # kernels/score.pyx ABI
+KERNEL_ABI = 3      # kernels/score.pyx ABI
 SCREEN_ABI = 1      # kernels/screen.pyx ABI
 REBUILD = "pip install -e . (or: python setup.py build_ext --inplace)"
 

@@ -35,3 +35,6 @@ def cpu_has_avx2() -> bool:
 def rule_effects(set_level: npt.NDArray[np.int8], raise_by: npt.NDArray[np.int32],
                  raise_sum: int) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.int32]]:
     """Per set of rules that hold: the level the first setting rule sets (-1 none), and the raise."""
+
+def rule_bits(rules: npt.NDArray[np.uint32], out: npt.NDArray[np.uint8], start: int, stop: int) -> None:
+    """Bit k of rules[start:stop] as Arrow's packed booleans in out[k] (start a multiple of 8)."""

@@ -114,7 +114,12 @@ def score_raw(ins: m.Instrument, arrow: pa.Table, kernel=None, threads: int | No
             return parts[0]
         if not parts:
             return _reference.score_columns(ins, {}, arrow.num_rows)
-        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0] if k != "rule_bits"}
+        if "rule_bits" in parts[0]:   # packed bits do not join at batch bounds inside a byte: pack again
+            rules = merged["rules"]
+            merged["rule_bits"] = np.empty((len(ins.rules), (len(rules) + 7) // 8), np.uint8)
+            kernel.rule_bits(rules, merged["rule_bits"], 0, len(rules))
+        return merged
     present = [q for q in ins._questions if q in arrow.column_names]
     columns = {q: arrow.column(q).to_pylist() for q in present}
     return _reference.score_columns(ins, columns, arrow.num_rows)
@@ -178,8 +183,12 @@ def to_arrow(ins: m.Instrument, raw: dict) -> pa.Table:
     rules = pa.array(raw["rules"], pa.uint32())
     cols.append(rules)
     zero = pa.scalar(0, pa.uint32())
-    for i in range(len(ins.rules)):   # Arrow's kernels write the bits directly (numpy: a bool per row, then packed)
-        cols.append(pc.not_equal(pc.bit_wise_and(rules, pa.scalar(1 << i, pa.uint32())), zero))
+    n = len(rules)
+    for i in range(len(ins.rules)):
+        if "rule_bits" in raw:    # packed by the kernel's threads
+            cols.append(pa.Array.from_buffers(pa.bool_(), n, [None, pa.py_buffer(raw["rule_bits"][i])]))
+        else:                     # Arrow's kernels write the bits directly (numpy: a bool per row, then packed)
+            cols.append(pc.not_equal(pc.bit_wise_and(rules, pa.scalar(1 << i, pa.uint32())), zero))
     for j in range(len(ins.categories)):
         v = raw["categories"][:, j]
         cols.append(pa.array(v, pa.int8(), mask=v < 0))

@@ -22,7 +22,7 @@ import numpy as np
 
 # The interface this module was built with; assess/_compiled.py names the one the Python code
 # expects, and refuses a build whose number differs. Bump both together.
-ABI = 2
+ABI = 3
 
 cdef enum:
     CHUNK = 1024
@@ -1244,6 +1244,29 @@ def icd10_cells(const uint8_t[::1] data, offsets, const uint8_t[::1] valid, Py_s
                 e.k0, e.k1, e.length, e.state, e.bits = k0, k1, <int32_t>length, st, bits
     free(hit)
     free(memo)
+
+
+def rule_bits(const uint32_t[::1] rules, uint8_t[:, ::1] out, Py_ssize_t start, Py_ssize_t stop):
+    """Bit k of rules[start:stop] as Arrow's packed booleans: bit r % 8 of byte r // 8 of out[k].
+    start must be a multiple of 8, so that threads given adjacent row ranges write separate bytes.
+    Done here, on the threads that scored the rows, rather than by pyarrow after them on one."""
+    cdef Py_ssize_t n_rules = out.shape[0], k, j, i, full
+    cdef uint8_t b
+    if start % 8 or not 0 <= start <= stop <= rules.shape[0] or out.shape[1] * 8 < stop:
+        raise ValueError("row range or bit buffer do not match")
+    full = stop // 8
+    with nogil:
+        for k in range(n_rules):
+            for j in range(start // 8, full):
+                b = 0
+                for i in range(8):
+                    b |= ((rules[8 * j + i] >> k) & 1) << i
+                out[k, j] = b
+            if stop % 8:
+                b = 0
+                for i in range(stop % 8):
+                    b |= ((rules[8 * full + i] >> k) & 1) << i
+                out[k, full] = b
 
 
 cdef enum:

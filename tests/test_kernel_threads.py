@@ -104,3 +104,28 @@ def test_a_forked_child_scores_on_threads_of_its_own():
         if child.is_alive():
             child.kill()
     assert got == expected
+
+
+@pytest.mark.parametrize("rows, batches", [(ROWS + 3, 1), (ROWS + 3, 3), (13, 1)])
+def test_rule_flags_packed_by_the_threads_match_the_rule_bits(rows, batches):
+    """The kernel's threads pack each rule's flag at whole bytes (parts start at multiples of 8
+    rows); a table of several batches, whose bounds need not be whole bytes, is packed by pyarrow.
+    Either way rule_<id> is bit <id's index> of rules, row for row."""
+    import pyarrow as pa
+    ins = assess.load_instrument("gbt42195-2022")
+    table = _table(ins)
+    table = pa.concat_tables([table] * 2).slice(5, rows).combine_chunks()
+    cells = np.resize(np.array(["F03", "", "I10;F20", "G30"]), rows)
+    table = table.set_column(table.column_names.index("A.4.1"), "A.4.1", pa.array(cells))
+    a214 = np.resize(np.array([0, 1, 2], np.int8), rows)
+    table = table.set_column(table.column_names.index("A.2.14.1"), "A.2.14.1", pa.array(a214))
+    if batches > 1:
+        step = rows // batches + 1
+        table = pa.Table.from_batches(table.to_batches(max_chunksize=step))
+        assert table.column(0).num_chunks == batches
+    out = assess.score(ins, table, threads=2)
+    bits = out.column("rules").to_numpy()
+    for i, rule in enumerate(ins.rules):
+        flags = out.column(f"rule_{rule.id}").to_numpy(zero_copy_only=False)
+        np.testing.assert_array_equal(flags, (bits >> i) & 1 == 1, err_msg=rule.id)
+        assert 0 < flags.sum() < rows or rule.id == "R1"
