@@ -278,15 +278,12 @@ def run(kernel, kplan, plan: Plan, batch: pa.RecordBatch, threads: int) -> dict:
             columns["domains"], columns["scores"], out["level_initial"], out["level"], out["rules"], out["status"],
             out["error_field"], columns["categories"])
     # Each rule's flag as Arrow's packed booleans, made by the threads that scored the rows
-    # (batch.to_arrow takes them as they are); a build without rule_bits leaves them to pyarrow.
-    packed = hasattr(kernel, "rule_bits")
-    if packed:
-        out["rule_bits"] = np.empty((plan.n_rules, (n + 7) // 8), np.uint8)
+    # (batch.to_arrow takes them as they are).
+    out["rule_bits"] = np.empty((plan.n_rules, (n + 7) // 8), np.uint8)
 
     def work(a, b):
         kernel.score_rows(*args, a, b)
-        if packed:
-            kernel.rule_bits(out["rules"], out["rule_bits"], a, b)
+        kernel.rule_bits(out["rules"], out["rule_bits"], a, b)
 
     _split(work, n, threads)
     return out

@@ -20,7 +20,7 @@ import os
 PUREPYTHON_ENV = "ASSESS_PUREPYTHON"
 KERNEL_BUILD_ENV = "ASSESS_KERNEL_BUILD"
 KERNEL_BUILDS = ("auto", "baseline")
-KERNEL_ABI = 3      # kernels/score.pyx ABI
+KERNEL_ABI = 4      # kernels/score.pyx ABI
 SCREEN_ABI = 1      # kernels/screen.pyx ABI
 REBUILD = "pip install -e . (or: python setup.py build_ext --inplace)"
 
@@ -68,7 +68,7 @@ def load_kernel():
     if kernel is None:
         return None, None
     # The baseline build asks the processor first: importing the other one runs its code.
-    if setting == "auto" and getattr(kernel, "cpu_has_avx2", lambda: False)():
+    if setting == "auto" and kernel.cpu_has_avx2():
         faster = load("_kernel_avx2", KERNEL_ABI)
         if faster is not None:
             return faster, "avx2"

@@ -32,9 +32,5 @@ def text_codes(data: npt.NDArray[np.uint8], offsets: npt.NDArray[np.int32], vali
 def cpu_has_avx2() -> bool:
     """Whether this processor runs the AVX2 build, assess._kernel_avx2 (AVX2, FMA, BMI1/2, POPCNT)."""
 
-def rule_effects(set_level: npt.NDArray[np.int8], raise_by: npt.NDArray[np.int32],
-                 raise_sum: int) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.int32]]:
-    """Per set of rules that hold: the level the first setting rule sets (-1 none), and the raise."""
-
 def rule_bits(rules: npt.NDArray[np.uint32], out: npt.NDArray[np.uint8], start: int, stop: int) -> None:
     """Bit k of rules[start:stop] as Arrow's packed booleans in out[k] (start a multiple of 8)."""

@@ -51,6 +51,9 @@ class Plan:
     item_domain: np.ndarray             # int64 [n_items] domain of each item
     identity_lo: np.ndarray             # int32 [n_items]: allowed integer codes are exactly lo … hi, each
     identity_hi: np.ndarray             # worth its own value in points (lo > hi when not so)
+    index_lo: np.ndarray                # int32 [Q]: integer codes lo … hi are option indexes 0 … hi - lo
+    index_hi: np.ndarray                # and no other code is allowed (lo > hi when not so)
+    value_is_index: np.ndarray          # uint8 [Q]: each option's value is its index
     item_values: int                    # 1 when a derived score sums items directly
     keys: tuple[tuple[str, ...], ...]   # option keys per question (string columns are mapped with these)
     icd10: tuple[int, ...]              # question indexes of icd10_list fields
@@ -66,6 +69,8 @@ class Plan:
                                         # value-vector slot (SCORE_BETWEEN)
     atom_option: np.ndarray             # uint8 [A, W]: OPTION_IN truth by option index + 2 (columns 0, 1:
                                         # not allowed, missing: false); W = most options + 2
+    atom_bits: np.ndarray               # uint32 [A]: the same as a bit mask (bit i: index i - 2); empty
+                                        # when W > 32
     opt_value2: np.ndarray              # int32 [Q, W]: option value by option index + 2 (0 when not given)
     atom_n: np.ndarray                  # int32 [A] threshold (SUM_AT_LEAST) or lower bound (SCORE_BETWEEN)
     atom_hi: np.ndarray                 # int32 [A] upper bound (SCORE_BETWEEN)
@@ -78,6 +83,9 @@ class Plan:
     n_rules: int
     rule_raise: np.ndarray              # int32 [R]
     rule_set_level: np.ndarray          # int8 [R] (-1: the rule does not set the level)
+    fired_set: np.ndarray               # int8 [1 << R]: level set by the rules of a bit set that hold
+                                        # (-1 none); empty when R > RULE_TABLE_MAX
+    fired_raise: np.ndarray             # int32 [1 << R]: what they raise the level by (when none sets it)
     raise_sum: int                      # 1: raises add up; 0: the largest one applies
     max_level: int
     constraint_field: np.ndarray        # int64 [C] question reported when a constraint fires
@@ -118,6 +126,41 @@ def _identity_range(codes: np.ndarray, item: m.Item) -> tuple[int, int]:
         if item.options[codes[code - CODE_LO]].points != code:
             return 1, 0
     return int(allowed[0]), int(allowed[-1])
+
+
+def _index_range(codes: np.ndarray) -> tuple[int, int]:
+    """(lo, hi) when the allowed integer codes are exactly lo … hi and are the question's option
+    indexes 0 … hi - lo in order (the kernel then reads an index by arithmetic); (1, 0) otherwise."""
+    found = np.flatnonzero(codes >= 0)
+    if not found.size or found[-1] - found[0] + 1 != found.size or not np.array_equal(codes[found], np.arange(found.size)):
+        return 1, 0
+    return int(found[0]) + CODE_LO, int(found[-1]) + CODE_LO
+
+
+RULE_TABLE_MAX = 12   # rules up to which the kernel looks a row's level change up by its rule set
+
+
+def _rule_effects(set_level: np.ndarray, raise_by: np.ndarray, raise_sum: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each set of rules that hold (bit k: rule k), the level the first level-setting rule sets
+    (-1 none) and the raise of the rest: their sum, or their largest (raise_combination). Empty
+    beyond RULE_TABLE_MAX rules, where the kernel walks them."""
+    n = len(raise_by)
+    if n > RULE_TABLE_MAX:
+        return np.zeros(0, np.int8), np.zeros(0, np.int32)
+    setter = np.full(1 << n, -1, np.int8)
+    up = np.zeros(1 << n, np.int32)
+    for bits in range(1 << n):
+        for k in range(n):      # lowest first, as the kernel's row loop walks them
+            if not bits >> k & 1:
+                continue
+            if set_level[k] >= 0:
+                if setter[bits] < 0:
+                    setter[bits] = set_level[k]
+            elif raise_sum:
+                up[bits] += raise_by[k]
+            elif raise_by[k] > up[bits]:
+                up[bits] = raise_by[k]
+    return setter, up
 
 
 @functools.lru_cache(maxsize=32)
@@ -231,6 +274,12 @@ def compile_plan(ins: m.Instrument) -> Plan:
     opt_value2 = np.zeros((len(qs), option_width), np.int32)
     for k, q in enumerate(qs):
         opt_value2[k, 2:2 + len(q.options)] = [o.value or 0 for o in q.options]
+    atom_bits = (atom_option.astype(np.uint64) << np.arange(option_width, dtype=np.uint64)).sum(axis=1)
+    index_range = [_index_range(code_table[k]) for k in range(len(qs))]
+    rule_raise = np.asarray([r.raise_by for r in ins.rules], np.int32)
+    rule_set_level = np.asarray([-1 if r.set_level is None else r.set_level for r in ins.rules], np.int8)
+    raise_sum = int(ins.raise_combination == "sum")
+    fired_set, fired_raise = _rule_effects(rule_set_level, rule_raise, raise_sum)
     sum_start = [0]
     sum_q: list[int] = []
     for a in atoms:
@@ -254,6 +303,10 @@ def compile_plan(ins: m.Instrument) -> Plan:
         code_lo=CODE_LO, code_table=code_table, sum_table=sum_table, pack2=pack2,
         identity_lo=np.asarray([r[0] for r in identity], np.int32),
         identity_hi=np.asarray([r[1] for r in identity], np.int32),
+        index_lo=np.asarray([r[0] for r in index_range], np.int32),
+        index_hi=np.asarray([r[1] for r in index_range], np.int32),
+        value_is_index=np.asarray([(v[2:2 + len(q.options)] == np.arange(len(q.options))).all()
+                                   for v, q in zip(opt_value2, qs)], np.uint8),
         need_idx=np.asarray([k >= n_items or item_values or k in atom_questions or questions[k] in skip_ids
                              for k in range(len(qs))], np.uint8),
         item_values=int(item_values),
@@ -265,14 +318,14 @@ def compile_plan(ins: m.Instrument) -> Plan:
         band_min=np.asarray([b.min for b in bands], np.int32), band_max=np.asarray([b.max for b in bands], np.int32),
         band_level=np.asarray([b.level for b in bands], np.int8),
         atom_kind=np.asarray([a[0] for a in atoms], np.int8), atom_q=i64([a[1] for a in atoms]),
-        atom_option=atom_option, opt_value2=opt_value2, atom_n=np.asarray([a[3] for a in atoms], np.int32),
+        atom_option=atom_option, atom_bits=atom_bits.astype(np.uint32) if option_width <= 32 else np.zeros(0, np.uint32),
+        opt_value2=opt_value2, atom_n=np.asarray([a[3] for a in atoms], np.int32),
         atom_hi=np.asarray([a[5] if len(a) > 5 else 0 for a in atoms], np.int32),
         atom_sum_start=i64(sum_start), atom_sum_q=i64(sum_q), flags=tuple(flags),
         prog_start=i64(prog_start), prog_op=np.asarray(ops, np.int8), prog_arg=i64(args),
         n_rules=len(ins.rules),
-        rule_raise=np.asarray([r.raise_by for r in ins.rules], np.int32),
-        rule_set_level=np.asarray([-1 if r.set_level is None else r.set_level for r in ins.rules], np.int8),
-        raise_sum=int(ins.raise_combination == "sum"), max_level=ins.max_level,
+        rule_raise=rule_raise, rule_set_level=rule_set_level, fired_set=fired_set, fired_raise=fired_raise,
+        raise_sum=raise_sum, max_level=ins.max_level,
         constraint_field=i64([qi[_first_field(c.when)] for c in ins.constraints]),
         n_constraints=len(ins.constraints),
         cat_case_start=i64(np.cumsum([0] + [len(c.cases) for c in ins.categories])),

@@ -115,10 +115,9 @@ def score_raw(ins: m.Instrument, arrow: pa.Table, kernel=None, threads: int | No
         if not parts:
             return _reference.score_columns(ins, {}, arrow.num_rows)
         merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0] if k != "rule_bits"}
-        if "rule_bits" in parts[0]:   # packed bits do not join at batch bounds inside a byte: pack again
-            rules = merged["rules"]
-            merged["rule_bits"] = np.empty((len(ins.rules), (len(rules) + 7) // 8), np.uint8)
-            kernel.rule_bits(rules, merged["rule_bits"], 0, len(rules))
+        # packed bits do not join at batch bounds inside a byte: pack them again
+        merged["rule_bits"] = np.empty((len(ins.rules), (len(merged["rules"]) + 7) // 8), np.uint8)
+        kernel.rule_bits(merged["rules"], merged["rule_bits"], 0, len(merged["rules"]))
         return merged
     present = [q for q in ins._questions if q in arrow.column_names]
     columns = {q: arrow.column(q).to_pylist() for q in present}

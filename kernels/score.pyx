@@ -18,11 +18,9 @@ from libc.math cimport isnan, floor
 
 import sys
 
-import numpy as np
-
 # The interface this module was built with; assess/_compiled.py names the one the Python code
 # expects, and refuses a build whose number differs. Bump both together.
-ABI = 3
+ABI = 4
 
 cdef enum:
     CHUNK = 1024
@@ -166,26 +164,6 @@ cdef struct PlanC:
     const int32_t* score_otherwise
 
 
-def rule_effects(set_level, raise_by, raise_sum):
-    """For each set of rules that hold (bit k: rule k), the level the first level-setting rule
-    sets (-1 none) and the raise of the rest: their sum, or their largest (raise_combination)."""
-    n = len(raise_by)
-    setter = np.full(1 << n, -1, np.int8)
-    up = np.zeros(1 << n, np.int32)
-    for bits in range(1 << n):
-        for k in range(n):      # lowest first, as the row loop walks them
-            if not bits >> k & 1:
-                continue
-            if set_level[k] >= 0:
-                if setter[bits] < 0:
-                    setter[bits] = set_level[k]
-            elif raise_sum:
-                up[bits] += raise_by[k]
-            elif raise_by[k] > up[bits]:
-                up[bits] = raise_by[k]
-    return setter, up
-
-
 cdef const void* _ptr(arr) except? NULL:
     """Address of a C-contiguous numpy array's first element (NULL when empty)."""
     if not arr.flags.c_contiguous:
@@ -197,8 +175,6 @@ cdef class KernelPlan:
     """An ``assess._plan.Plan`` as a C struct; holds the plan so its arrays stay alive."""
     cdef PlanC c
     cdef readonly object plan
-    cdef object atom_bits, index_lo, index_hi, value_is_index
-    cdef object fired_set, fired_raise
     cdef readonly Py_ssize_t max_program
 
     def __init__(self, plan):
@@ -241,29 +217,10 @@ cdef class KernelPlan:
         c.atom_kind = <const int8_t*>_ptr(plan.atom_kind)
         c.atom_q = <const int64_t*>_ptr(plan.atom_q)
         c.atom_option = <const uint8_t*>_ptr(plan.atom_option)
-        width = plan.atom_option.shape[1]
-        self.atom_bits = np.zeros(len(plan.atom_kind), np.uint32)
-        if width <= 32:
-            self.atom_bits[:] = (plan.atom_option.astype(np.uint64) << np.arange(width, dtype=np.uint64)).sum(axis=1)
-        c.atom_bits = <const uint32_t*>_ptr(self.atom_bits) if width <= 32 else NULL
-        # Rule-input fields whose codes count from lo in option order (GB/T: 0, 1, 2, 3 events):
-        # index = code - lo by arithmetic, which vectorises, instead of a table load per cell.
-        codes = np.arange(CODE_LO, CODE_LO + CODE_SPAN)
-        self.index_lo = np.ones(len(plan.questions), np.int32)
-        self.index_hi = np.zeros(len(plan.questions), np.int32)
-        for q in range(len(plan.questions)):
-            table = plan.code_table[q]
-            found = np.flatnonzero(table >= 0)
-            if found.size and np.array_equal(table[found], np.arange(found.size)) \
-                    and found.max() - found.min() + 1 == found.size and (table[table < 0] == BAD).all():
-                self.index_lo[q], self.index_hi[q] = codes[found.min()], codes[found.max()]
-        c.index_lo = <const int32_t*>_ptr(self.index_lo)
-        c.index_hi = <const int32_t*>_ptr(self.index_hi)
-        values = plan.opt_value2
-        self.value_is_index = np.asarray([(values[q, :2] == 0).all() and
-                                          (values[q, 2:] == np.arange(values.shape[1] - 2)).all()
-                                          for q in range(values.shape[0])], np.uint8)
-        c.value_is_index = <const uint8_t*>_ptr(self.value_is_index)
+        c.atom_bits = <const uint32_t*>_ptr(plan.atom_bits)     # NULL (empty) beyond 32 options
+        c.index_lo = <const int32_t*>_ptr(plan.index_lo)
+        c.index_hi = <const int32_t*>_ptr(plan.index_hi)
+        c.value_is_index = <const uint8_t*>_ptr(plan.value_is_index)
         c.opt_value2 = <const int32_t*>_ptr(plan.opt_value2)
         c.option_width = plan.opt_value2.shape[1]
         c.atom_n = <const int32_t*>_ptr(plan.atom_n)
@@ -276,12 +233,10 @@ cdef class KernelPlan:
         c.rule_raise = <const int32_t*>_ptr(plan.rule_raise)
         c.rule_set_level = <const int8_t*>_ptr(plan.rule_set_level)
         # The effect of every set of rules that hold, looked up by the row's rule bits instead of
-        # walking them (a branch per rule that a random mix of rows mispredicts); up to 12 rules.
-        c.fired_set = c.fired_raise = NULL
-        if plan.n_rules <= 12:
-            self.fired_set, self.fired_raise = rule_effects(plan.rule_set_level, plan.rule_raise, plan.raise_sum)
-            c.fired_set = <const int8_t*>_ptr(self.fired_set)
-            c.fired_raise = <const int32_t*>_ptr(self.fired_raise)
+        # walking them (a branch per rule that a random mix of rows mispredicts); NULL (empty)
+        # beyond _plan.RULE_TABLE_MAX rules.
+        c.fired_set = <const int8_t*>_ptr(plan.fired_set)
+        c.fired_raise = <const int32_t*>_ptr(plan.fired_raise)
         c.constraint_field = <const int64_t*>_ptr(plan.constraint_field)
         c.cat_case_start = <const int64_t*>_ptr(plan.cat_case_start)
         c.cat_case_value = <const int8_t*>_ptr(plan.cat_case_value)
@@ -343,14 +298,14 @@ cdef inline void item_identity64(const int64_t* data, int32_t lo, int32_t hi, Py
                                  int32_t* acc) noexcept nogil:
     # The same for int64 columns, compared in 64 bits so that no huge value wraps into range. The
     # shift is done on the low 32 bits as unsigned, which keeps a negative code's sign (-1 adds
-    # -1 << 16) and cannot overflow for a value out of range (multiplied by 0 anyway).
+    # -1 << 16) and cannot overflow for a value out of range (masked off anyway).
     cdef Py_ssize_t r
     cdef int64_t c
     cdef int32_t ok
     for r in range(m):
         c = data[r]
         ok = (c >= lo) & (c <= hi)
-        acc[r] += <int32_t>(<uint32_t>c << 16) * ok + (1 - ok)
+        acc[r] += (<int32_t>(<uint32_t>c << 16) & -ok) + (1 - ok)
 
 
 cdef inline int16_t index_of_int(const int16_t* ctable, int64_t code) noexcept nogil:

@@ -18,7 +18,7 @@ from flask import current_app
 import assess
 from assess import idnumber
 from assess.store import Store, keys, schema
-from assess.store.recognise import _person_rows, standing
+from assess.store.recognise import standing_of
 from assess.store import db as store_db
 
 from .accounts import now
@@ -144,9 +144,7 @@ def get_record(record_id: str) -> dict | None:
             return None
         rec = dict(rec)
         # Only what the issuer signed counts, by the rules assess.recognise applies (standing).
-        superseded_ids, revocations = standing(store, conn, _person_rows(store, conn, rec["person_key"]))
-    superseded = record_id in superseded_ids
-    revoked = revocations.get(record_id)
+        superseded, revoked = standing_of(store, conn, rec)
     verdict = next(iter(store.verify([record_id])))
     out = {k: rec[k] for k in ("record_id", "instrument", "version", "definition_hash", "engine_version",
                                "assessed_on", "organisation", "department", "reason", "origin", "created_at",

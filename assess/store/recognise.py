@@ -99,6 +99,13 @@ def _signature(store, conn, rec):
     return rows[0] if rows else None
 
 
+def standing_of(store, conn, rec) -> tuple[bool, dict | None]:
+    """Whether one stored record is superseded, and its revocation when one counts: :func:`standing`
+    over its person's records (the web's record page)."""
+    superseded, revoked = standing(store, conn, _person_rows(store, conn, rec["person_key"]))
+    return rec["record_id"] in superseded, revoked.get(rec["record_id"])
+
+
 def _verdict(store, conn, rec) -> signing.Verdict:
     return signing.verify_record(rec, _signature(store, conn, rec), store.public_keys, store.manifests)
 
