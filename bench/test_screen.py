@@ -91,7 +91,9 @@ def _run_child(src: Path):
     pid = os.posix_spawn(sys.executable, cmd, os.environ, file_actions=[
         (os.POSIX_SPAWN_OPEN, 1, str(src) + ".summary.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),
         (os.POSIX_SPAWN_OPEN, 2, str(src) + ".stderr", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)])
+    stolen = _steal()
     _, status, usage = os.wait4(pid, 0)
+    RESULTS.setdefault("steal", {}).setdefault(src.suffix, []).append(_steal() - stolen)
     RESULTS.setdefault("cpu", {})[src.suffix] = usage.ru_utime + usage.ru_stime
     assert os.waitstatus_to_exitcode(status) == 0, Path(str(src) + ".stderr").read_text()
     summary = json.loads(Path(str(src) + ".summary.json").read_text())
@@ -127,13 +129,15 @@ def _report(kind, benchmark):
     s = RESULTS["summary"]["." + kind]
     assert s["rows_read"] == ROWS == s["scored"] + s["rejected"]
     ratio = full / bare if bare else float("nan")
+    stolen = RESULTS["steal"]["." + kind][-len(benchmark.stats.stats.data):]
     benchmark.extra_info.update(rows=ROWS, backend=backend, bare_seconds=bare, screen_seconds=full,
                                 ratio=ratio, peak_rss_mb=rss / 2 ** 20, rows_per_second=ROWS / full,
                                 cpu_seconds=cpu, bare_cpu_seconds=bare_cpu, round_ratios=pairs,
-                                paired_bare_seconds=[t for t, _ in paired])
+                                paired_bare_seconds=[t for t, _ in paired], steal_seconds=stolen)
     rounds = f" (fastest of {ROUNDS}; slowest screen {benchmark.stats.stats.max:.2f} s)" if ROUNDS > 1 else ""
     per_round = (f"; each round against the bare read just before it: {', '.join(f'{r:.2f}' for r in pairs)}"
                  f" (bare reads {', '.join(f'{t:.2f}' for t, _ in paired)} s)" if pairs else "")
+    per_round += f"; processor time taken by the host during each screening round: {', '.join(f'{t:.2f}' for t in stolen)} s"
     print(f"\n{kind}: {ROWS:,} rows, backend {backend}{rounds}: bare read {bare:.2f} s, screen {full:.2f} s "
           f"(in-process {s['seconds']:.2f} s{' in the last round' if ROUNDS > 1 else ''}), ratio {ratio:.2f}, {ROWS / full:,.0f} rows/s, "
           f"peak RSS {rss / 2 ** 20:,.0f} MB; CPU time bare {bare_cpu:.1f} s, screen {cpu:.1f} s "
@@ -160,6 +164,18 @@ def _release() -> None:
 def _rss_mb() -> int:
     status = Path("/proc/self/status").read_text()
     return int(status.split("VmRSS:")[1].split()[0]) // 1024
+
+
+def _steal() -> float:
+    """Seconds this virtual machine's processors waited for the host so far (/proc/stat's steal
+    column, all processors): other guests on the host take the cores, and a round's wall time and
+    CPU time both stretch. 0 where the kernel does not say."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def _cpu() -> float:

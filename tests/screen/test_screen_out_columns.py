@@ -128,6 +128,25 @@ def test_required_columns_are_declared_in_the_file(tmp_path):
     assert pq.read_table(out).column("a").to_pylist() == [1, 2]
 
 
+def test_id_numbers_and_names_are_stored_uncompressed_and_read_back_as_text(tmp_path):
+    """The writer leaves only the identity text columns uncompressed (writer._UNCOMPRESSED); the
+    values still read back as the same text, and the other columns stay LZ4."""
+    out = tmp_path / "out.parquet"
+    ids = ["11010819600210108X", "310115195410073647"]
+    w = TableWriter(out)
+    w.write(pa.table({"A.2.8": ids, "A.2.1": ["韩云", "余英"], "region": ["110108", "310115"],
+                      "level": pa.array([1, 2], pa.int8())}))
+    w.finish_empty(pa.schema([]))
+    w.commit()
+    meta = pq.ParquetFile(out).metadata.row_group(0)
+    codecs = {meta.column(i).path_in_schema: meta.column(i).compression for i in range(meta.num_columns)}
+    assert codecs == {"A.2.8": "UNCOMPRESSED", "A.2.1": "UNCOMPRESSED", "region": "LZ4", "level": "LZ4"}
+    table = pq.read_table(out)
+    assert table.schema.field("A.2.8").type == pa.string()
+    assert table.column("A.2.8").to_pylist() == ids
+    assert table.column("A.2.1").to_pylist() == ["韩云", "余英"]
+
+
 def test_problem_namer_does_not_confuse_equal_cells_of_other_types():
     """1 == True == 1.0 in Python: only texts and integers share a memo entry."""
     ins = assess.load_instrument("barthel-1965")
