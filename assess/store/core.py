@@ -32,14 +32,6 @@ log = logging.getLogger("assess.store")
 CONFIG_ENV = "ASSESS_STORE_CONFIG"
 
 
-def _date(value) -> str:
-    if isinstance(value, dt.datetime):
-        value = value.date()
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return dt.date.fromisoformat(str(value)).isoformat()
-
-
 class Store:
     """One department's handle on a results store.
 
@@ -209,7 +201,8 @@ class Store:
         priv, kid = self.signer
         ans = signing.canonical({k: v for k, v in answers.items() if k not in ("A.2.8", "A.2.1")})
         row = self._row(pkey=pkey, enc=enc, region=region, ins=ins, result=result.to_dict(), answers_json=ans,
-                        assessed_on=_date(assessed_on), assessors=assessors, organisation=organisation,
+                        assessed_on=records.assessment_day(assessed_on, "add").isoformat(), assessors=assessors,
+                        organisation=organisation,
                         reason=reason, origin="assessment", supersedes=supersedes, source=None,
                         created_at=records.now(), key_id=kid)
         return PreparedRecord(row, records.seal([row], priv, self.department, kid, row["created_at"]))

@@ -112,7 +112,7 @@ def import_parquet(store, path, *, instrument: str = "gbt42195-2022", version: s
     path = Path(path)
     if reason not in records.REASONS:
         raise store_error(StoreCode.STORE_003, "import", name="reason", fix=f"Use one of {', '.join(records.REASONS)}.")
-    assessed_on = dt.date.fromisoformat(str(assessed_on))
+    assessed_on = records.assessment_day(assessed_on, f"import {path.name}")
     ins = load_instrument(instrument, version=version, settings=settings)
     try:
         pf = pq.ParquetFile(path)

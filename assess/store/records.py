@@ -8,6 +8,7 @@ import os
 from sqlalchemy.engine import Connection
 
 from . import db, schema, signing
+from .errors import StoreCode, store_error
 
 REASONS = ("first", "routine", "change", "review")      # 首次 / 常规 / 状况变化(即时) / 复评
 ORIGINS = ("assessment", "import", "rescore")
@@ -92,3 +93,16 @@ def attach(conn: Connection, added: int, contexts: list[dict], signatures: list[
     if added:
         db.insert(conn, schema.signatures, signatures)
         db.insert(conn, schema.contexts, contexts, conflict="context_id")
+
+
+def assessment_day(value, where: str) -> dt.date:
+    """The assessment date of a new record (a date, a datetime's day or 'YYYY-MM-DD'), refused when
+    after today (this machine's date, as the web forms check it): a record dated ahead would be
+    recognised for longer than its policy's maximum age allows."""
+    if isinstance(value, dt.datetime):
+        value = value.date()
+    day = value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+    today = dt.date.today()
+    if day > today:
+        raise store_error(StoreCode.STORE_014, where, date=day.isoformat(), today=today.isoformat())
+    return day

@@ -126,6 +126,19 @@ def test_bad_dates_and_missing_id_file_are_usage_errors(url, tmp_path, policy_fi
         assert r.exit_code == 2 and "does not exist" in r.output, r.output
 
 
+def test_an_import_dated_after_today_is_refused_and_stores_nothing(url, tmp_path, policy_file):
+    import datetime as dt
+    base = ["store", "--config", str(_config(url, tmp_path, policy_file, "mca"))]
+    assert CliRunner().invoke(main, base + ["init"]).exit_code == 0
+    pq = write_parquet(screening_frame(5), tmp_path / "o.parquet")
+    tomorrow, today = dt.date.today() + dt.timedelta(days=1), dt.date.today()
+    args = ["import", str(pq), "--organisation", "o", "--reason", "first", "--json", "--assessed-on"]
+    r = CliRunner().invoke(main, base + args + [tomorrow.isoformat()])
+    assert r.exit_code == 2 and "STORE_014" in r.output and tomorrow.isoformat() in r.output, r.output
+    r = CliRunner().invoke(main, base + args + [today.isoformat()])        # today itself is allowed
+    assert r.exit_code == 0 and json.loads(r.output)["stored"] > 0, r.output
+
+
 def test_verify_and_rescore_of_unknown_records(url, tmp_path, policy_file):
     run = CliRunner().invoke
     mca, nhsa, df = _two_nodes_after_an_mca_import(url, tmp_path, policy_file, rows=10)

@@ -52,6 +52,18 @@ def test_no_record_before_the_date(store, nhsa):
     assert r.reason is Reason.NO_RECORD and "1 later" in r.detail
 
 
+def test_a_record_dated_after_today_is_refused(store, nhsa):
+    """Dated ahead, a record would stay within a policy's maximum age for longer than it should."""
+    tomorrow = dt.date.today() + dt.timedelta(days=1)
+    for day in (tomorrow, tomorrow.isoformat(), dt.datetime.combine(tomorrow, dt.time(0, 0))):
+        with pytest.raises(StoreError) as e:
+            add(store, assessed_on=day)
+        assert e.value.code.name == "STORE_014" and tomorrow.isoformat() in str(e.value)
+    assert not nhsa.recognise(make_id(), "nhsa", "ltc", on=tomorrow)
+    add(store, assessed_on=dt.date.today())
+    assert nhsa.recognise(make_id(), "nhsa", "ltc", on=dt.date.today())
+
+
 def test_expired(store, nhsa):
     add(store)
     r = nhsa.recognise(make_id(), "nhsa", "ltc", on=ASSESSED + dt.timedelta(days=366))
