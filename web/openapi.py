@@ -102,7 +102,9 @@ def spec() -> dict:
                     "reason": {"type": "string", "enum": [
                         "recognised", "no_record", "revoked", "signature_invalid", "instrument_not_accepted",
                         "issuer_not_accepted", "level_not_accepted", "too_few_assessors", "expired"]},
-                    "detail": {"type": "string"}, "department": {"type": "string"}, "purpose": {"type": "string"},
+                    "detail": {"type": "string"},
+                    "detail_zh": {"type": "string", "description": "detail in Chinese, for officers"},
+                    "department": {"type": "string"}, "purpose": {"type": "string"},
                     "on": {"type": "string"}, "person_key": {"type": "string"},
                     "level": {"type": ["integer", "null"]}, "scale": {"type": ["string", "null"]},
                     "crosswalk": {"type": ["string", "null"]}, "record": {"type": ["object", "null"]},

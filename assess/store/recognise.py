@@ -50,6 +50,7 @@ class Recognition:
     scale: str | None = None          # the instrument, or the crosswalk's target scale
     record: dict | None = None        # the source record (summary), also when it is not recognised
     crosswalk: str | None = None
+    detail_zh: str = ""               # ``detail`` in Chinese, for officers (the web's look-up shows it)
 
     def __bool__(self):
         return self.recognised
@@ -62,6 +63,7 @@ class Recognition:
 
     def to_dict(self) -> dict:
         return {"recognised": self.recognised, "reason": self.reason.value, "detail": self.detail,
+                "detail_zh": self.detail_zh,
                 "department": self.department, "purpose": self.purpose, "on": self.on,
                 "person_key": self.person_key, "level": self.level, "scale": self.scale,
                 "crosswalk": self.crosswalk, "record": self.record}
@@ -142,38 +144,48 @@ def standing(store, conn, rows) -> tuple[set, dict]:
 
 
 def _check(store, conn, rec, purpose, on: dt.date):
-    """(Reason, detail, accept rule) for one candidate record."""
+    """(Reason, detail, detail in Chinese, accept rule) for one candidate record."""
     verdict = _verdict(store, conn, rec)
     if not verdict.ok:
-        return Reason.SIGNATURE_INVALID, verdict.reason, None
+        return Reason.SIGNATURE_INVALID, verdict.reason, f"签名验证未通过：{verdict.reason}", None
     rules = [a for a in purpose.accept if a.instrument == rec["instrument"]]
+    inst, dept, level, day = rec["instrument"], rec["department"], rec["level"], rec["assessed_on"]
     if not rules:
         accepted = ", ".join(sorted({a.instrument for a in purpose.accept}))
-        return Reason.INSTRUMENT_NOT_ACCEPTED, f"{rec['instrument']} is not accepted (accepted: {accepted})", None
+        return (Reason.INSTRUMENT_NOT_ACCEPTED, f"{inst} is not accepted (accepted: {accepted})",
+                f"不采信 {inst} 的结果（采信：{accepted}）", None)
     first = None
     assessors = len(json.loads(rec["assessors"]))
-    age = (on - dt.date.fromisoformat(rec["assessed_on"])).days
+    age = (on - dt.date.fromisoformat(day)).days
     for a in rules:
         if a.versions is not None and rec["version"] not in a.versions:
-            why = (Reason.INSTRUMENT_NOT_ACCEPTED, f"{rec['instrument']} version {rec['version']} is not accepted "
-                                                   f"(accepted: {', '.join(a.versions)})")
-        elif rec["department"] not in a.issuers:
-            why = (Reason.ISSUER_NOT_ACCEPTED, f"results issued by {rec['department']} are not accepted "
-                                               f"(accepted: {', '.join(a.issuers)})")
-        elif a.levels is not None and rec["level"] not in a.levels:
-            why = (Reason.LEVEL_NOT_ACCEPTED, f"level {rec['level']} is not accepted "
-                                              f"(accepted: {', '.join(map(str, a.levels))})")
+            versions = ", ".join(a.versions)
+            why = (Reason.INSTRUMENT_NOT_ACCEPTED, f"{inst} version {rec['version']} is not accepted "
+                                                   f"(accepted: {versions})",
+                   f"不采信 {inst} {rec['version']} 版的结果（采信版本：{versions}）")
+        elif dept not in a.issuers:
+            issuers = ", ".join(a.issuers)
+            why = (Reason.ISSUER_NOT_ACCEPTED, f"results issued by {dept} are not accepted (accepted: {issuers})",
+                   f"不采信 {dept} 出具的结果（采信：{issuers}）")
+        elif a.levels is not None and level not in a.levels:
+            levels = ", ".join(map(str, a.levels))
+            why = (Reason.LEVEL_NOT_ACCEPTED, f"level {level} is not accepted (accepted: {levels})",
+                   f"等级 {level} 不在采信范围内（采信等级：{levels}）")
         elif assessors < a.min_assessors:
-            why = (Reason.TOO_FEW_ASSESSORS, f"{assessors} assessor(s); the policy requires {a.min_assessors}")
+            why = (Reason.TOO_FEW_ASSESSORS, f"{assessors} assessor(s); the policy requires {a.min_assessors}",
+                   f"评估员 {assessors} 名，政策要求至少 {a.min_assessors} 名")
         elif age > a.max_age_days:
-            why = (Reason.EXPIRED, f"assessed {rec['assessed_on']}, {age} days before {on.isoformat()}; "
-                                   f"the policy accepts at most {a.max_age_days} days")
+            why = (Reason.EXPIRED, f"assessed {day}, {age} days before {on.isoformat()}; "
+                                   f"the policy accepts at most {a.max_age_days} days",
+                   f"评估于 {day}，至 {on.isoformat()} 已 {age} 天，政策最长采信 {a.max_age_days} 天")
         else:
-            return Reason.RECOGNISED, f"assessed {rec['assessed_on']} by {rec['department']} " \
-                                      f"({rec['organisation']}), {age} days old, policy {store.policy.name} " \
-                                      f"v{store.policy.version}", a
+            policy = f"{store.policy.name} v{store.policy.version}"
+            return (Reason.RECOGNISED, f"assessed {day} by {dept} ({rec['organisation']}), {age} days old, "
+                                       f"policy {policy}",
+                    f"{dept}（{rec['organisation']}）于 {day} 评估，至 {on.isoformat()} 已 {age} 天，依据政策 {policy}",
+                    a)
         first = first or why
-    return first[0], first[1], None
+    return (*first, None)
 
 
 def _audit_rows(store, reader, action, purpose, pkey, rows, outcome, actor) -> list[dict]:
@@ -254,24 +266,30 @@ def recognise(store, id_number, department: str, purpose: str, on=None, actor=No
                 rec, rev = live[0], revoked[live[0]["record_id"]]
                 out = Recognition(False, Reason.REVOKED, f"record of {rec['assessed_on']} revoked by "
                                   f"{rev['department']} on {rev['created_at']}: {rev['reason']}",
+                                  detail_zh=f"{rec['assessed_on']} 的评估记录已由 {rev['department']} 于 "
+                                            f"{rev['created_at']} 撤销：{rev['reason']}",
                                   record=summary(rec), **base)
                 read = live
             else:
                 later = len([r for r in rows if r["assessed_on"] > on.isoformat()])
                 out = Recognition(False, Reason.NO_RECORD, "no record of this person" if not rows else
                                   f"no current record assessed on or before {on.isoformat()}"
-                                  + (f" ({later} later)" if later else ""), **base)
+                                  + (f" ({later} later)" if later else ""),
+                                  detail_zh="没有此人的评估记录" if not rows else
+                                  f"没有 {on.isoformat()} 当日或之前评估的有效记录"
+                                  + (f"（之后另有 {later} 条）" if later else ""), **base)
                 read = []
         else:
             rec = candidates[0]
-            reason, detail, rule = _check(store, conn, rec, p, on)
+            reason, detail, detail_zh, rule = _check(store, conn, rec, p, on)
             level, scale, cw = rec["level"], rec["instrument"], None
             if rule is not None and rule.crosswalk is not None:
                 level, scale, cw = rule.crosswalk.levels[rec["level"]], rule.crosswalk.target, rule.crosswalk.id
                 detail += f"; level {rec['level']} → {level} by crosswalk {cw} ({rule.crosswalk.source})"
+                detail_zh += f"；按对照表 {cw}（{rule.crosswalk.source}）等级 {rec['level']} 对应为 {level}"
             ok = reason is Reason.RECOGNISED
             out = Recognition(ok, reason, detail, level=level if ok else None, scale=scale if ok else None,
-                              record=summary(rec), crosswalk=cw if ok else None, **base)
+                              record=summary(rec), crosswalk=cw if ok else None, detail_zh=detail_zh, **base)
             read = [rec]
         audit += _audit_rows(store, department, "recognise", purpose, pkey, read, out.reason.value, actor)
     return out

@@ -18,6 +18,7 @@ def test_recognised_through_public_api(store):
     assert r.level == assess.score_one("gbt42195-2022", example_answers()).level
     assert r.record["record_id"] == rid and r.record["assessors"] == 2
     assert "assessed 2025-03-01" in r.detail
+    assert r.detail_zh.startswith("mca（测试评估机构）于 2025-03-01 评估，至 2025-03-31 已 30 天，依据政策 ")
 
 
 def test_the_day_may_be_given_as_a_date_a_datetime_or_text(store, nhsa):
@@ -50,6 +51,7 @@ def test_no_record_before_the_date(store, nhsa):
     add(store)
     r = nhsa.recognise(make_id(), "nhsa", "ltc", on=ASSESSED - dt.timedelta(days=1))
     assert r.reason is Reason.NO_RECORD and "1 later" in r.detail
+    assert r.detail_zh == f"没有 {ASSESSED - dt.timedelta(days=1)} 当日或之前评估的有效记录（之后另有 1 条）"
 
 
 def test_a_record_dated_after_today_is_refused(store, nhsa):
@@ -68,28 +70,35 @@ def test_expired(store, nhsa):
     add(store)
     r = nhsa.recognise(make_id(), "nhsa", "ltc", on=ASSESSED + dt.timedelta(days=366))
     assert r.reason is Reason.EXPIRED and "366 days" in r.detail
+    assert r.detail_zh == f"评估于 {ASSESSED}，至 {ASSESSED + dt.timedelta(days=366)} 已 366 天，政策最长采信 365 天"
+    assert r.to_dict()["detail_zh"] == r.detail_zh
     assert nhsa.recognise(make_id(), "nhsa", "ltc", on=ASSESSED + dt.timedelta(days=365))
 
 
 def test_instrument_version_not_accepted(store, nhsa):
     add(store)
-    assert nhsa.recognise(make_id(), "nhsa", "old_version", on=ON).reason is Reason.INSTRUMENT_NOT_ACCEPTED
+    r = nhsa.recognise(make_id(), "nhsa", "old_version", on=ON)
+    assert r.reason is Reason.INSTRUMENT_NOT_ACCEPTED
+    assert r.detail_zh.startswith("不采信 gbt42195-2022 ") and "版的结果（采信版本：" in r.detail_zh
 
 
 def test_issuer_not_accepted(store, nhsa):
     add(store)
-    assert nhsa.recognise(make_id(), "nhsa", "only_nhc", on=ON).reason is Reason.ISSUER_NOT_ACCEPTED
+    r = nhsa.recognise(make_id(), "nhsa", "only_nhc", on=ON)
+    assert r.reason is Reason.ISSUER_NOT_ACCEPTED and r.detail_zh == "不采信 mca 出具的结果（采信：nhc）"
 
 
 def test_level_not_accepted(store, nhsa):
     add(store)
     r = nhsa.recognise(make_id(), "nhsa", "severe", on=ON)
     assert r.reason is Reason.LEVEL_NOT_ACCEPTED and r.level is None
+    assert r.detail_zh.startswith(f"等级 {r.record['level']} 不在采信范围内（采信等级：")
 
 
 def test_too_few_assessors(store, nhsa):
     add(store, assessors=["张三"])
-    assert nhsa.recognise(make_id(), "nhsa", "ltc", on=ON).reason is Reason.TOO_FEW_ASSESSORS
+    r = nhsa.recognise(make_id(), "nhsa", "ltc", on=ON)
+    assert r.reason is Reason.TOO_FEW_ASSESSORS and r.detail_zh == "评估员 1 名，政策要求至少 2 名"
 
 
 def test_revoked_and_the_record_before_it(store, nhsa):
@@ -101,6 +110,8 @@ def test_revoked_and_the_record_before_it(store, nhsa):
     store.revoke(first, "录入错误")
     r = nhsa.recognise(make_id(), "nhsa", "ltc", on=ON)
     assert r.reason is Reason.REVOKED and "录入错误" in r.detail
+    assert r.detail_zh.startswith(f"{ASSESSED} 的评估记录已由 mca 于 ")
+    assert r.detail_zh.endswith(" 撤销：录入错误")
     with pytest.raises(StoreError) as e:
         store.revoke(first, "again")
     assert e.value.code.name == "STORE_011"
@@ -125,6 +136,7 @@ def test_signature_invalid(store, nhsa):
     nhsa.manifests = type(nhsa.manifests)()
     r = nhsa.recognise(make_id(), "nhsa", "ltc", on=ON)
     assert r.reason is Reason.SIGNATURE_INVALID and "level" in r.detail
+    assert r.detail_zh == f"签名验证未通过：{r.detail}"
 
 
 def test_unknown_signing_key_is_signature_invalid(make_store, tmp_path):
@@ -142,6 +154,7 @@ def test_crosswalk(store, nhsa):
     r = nhsa.recognise(make_id(), "nhsa", "walk", on=ON)
     assert r and r.crosswalk == "to_demo" and r.scale == "demo-scale"
     assert r.level == {0: 0, 1: 1, 2: 1, 3: 2, 4: 2}[lvl]
+    assert r.detail_zh.endswith(f"；按对照表 to_demo（{r.detail.split('(')[-1].rstrip(')')}）等级 {lvl} 对应为 {r.level}")
 
 
 def test_unknown_purpose(store, nhsa):

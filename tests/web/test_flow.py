@@ -212,6 +212,8 @@ def test_officer_sees_the_recognised_grade_with_its_source_and_reason(app, world
     expected = assess.score_one(GBT, ANSWERS)
     assert f'id="recognised-level">{expected.level} 级' in html and world["record"][:16] in html
     assert "recognised — assessed" in html
+    assert re.search(r'id="recognised-detail">mca（[^）]+）于 \d{4}-\d\d-\d\d 评估，至 \d{4}-\d\d-\d\d 已 \d+ 天，'
+                     r'依据政策 ', html), html
     assert ID not in html and ID[:6] + "*" * 11 + ID[-1] in html
     from web import stores
     with app.app_context():
@@ -226,6 +228,7 @@ def test_lookup_of_an_unknown_person_says_why(app):
     login(client, "officer")
     html = _lookup(client, ID2).get_data(as_text=True)
     assert "没有评估记录" in html and "no_record" in html
+    assert 'id="recognised-detail">没有此人的评估记录' in html
 
 
 def test_every_lookup_is_logged(app, world):
@@ -264,7 +267,8 @@ def test_reviewer_revokes_and_the_lookup_says_so(app, world):
     assert "已撤销" in reviewer.get(f"/assess/records/{world['record']}").get_data(as_text=True)
     officer = app.test_client()
     login(officer, "officer")
-    assert "记录已撤销" in _lookup(officer).get_data(as_text=True)
+    html = _lookup(officer).get_data(as_text=True)
+    assert "记录已撤销" in html and "撤销：录入错误" in html
 
 
 # ------------------------------------------------------------------ API
