@@ -18,6 +18,7 @@ import datetime as dt
 import os
 import random
 import resource
+import shutil
 import sqlite3
 import statistics
 import sys
@@ -220,11 +221,14 @@ def _copy_rows_sqlite(store, cols: str) -> tuple[int, float]:
     """Into a new store file (`Store.init`), with the importer's page cache and checkpoint size,
     reading from the loaded store's file attached; the final WAL checkpoint is timed too."""
     src = store.url.split("///", 1)[1]
-    dst = Path(src).with_name("ceiling.db")
-    Store(f"sqlite:///{dst}", department="mca", keys_dir=Path(src).parent / "ceiling-keys",
-          keep_id_number="encrypted", policy=str(POLICY)).init()
-    conn = sqlite3.connect(dst, isolation_level=None)
+    dst, keys_dir = Path(src).with_name("ceiling.db"), Path(src).parent / "ceiling-keys"
+    ceiling = Store(f"sqlite:///{dst}", department="mca", keys_dir=keys_dir, keep_id_number="encrypted",
+                    policy=str(POLICY))
+    conn = None
     try:
+        ceiling.init()
+        ceiling.close()             # its pooled connection would keep the deleted file's space
+        conn = sqlite3.connect(dst, isolation_level=None)
         for pragma in ("journal_mode=WAL", "synchronous=NORMAL", f"cache_size=-{importer.SQLITE_IMPORT_CACHE_KIB}",
                        f"wal_autocheckpoint={importer.SQLITE_IMPORT_CHECKPOINT_PAGES}"):
             conn.execute(f"PRAGMA {pragma}")
@@ -243,9 +247,12 @@ def _copy_rows_sqlite(store, cols: str) -> tuple[int, float]:
         assert rows == conn.execute("SELECT count(*) FROM src.record_rows").fetchone()[0] >= ROWS
         return rows, secs
     finally:
-        conn.close()
+        if conn is not None:
+            conn.close()
+        ceiling.close()
         for f in dst.parent.glob("ceiling.db*"):
             f.unlink()
+        shutil.rmtree(keys_dir, ignore_errors=True)      # the throwaway store's keys and secrets
 
 
 def _copy_rows_pg(store, cols: str) -> tuple[int, float]:

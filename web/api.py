@@ -96,7 +96,7 @@ def submit():
         on = dt.date.fromisoformat(str(body["assessed_on"]))
     except ValueError:
         raise BadRequest("assessed_on must be a date, YYYY-MM-DD.") from None
-    if on > dt.date.today():
+    if on > store_records.china_today():
         raise BadRequest("assessed_on is in the future.")
     res = assess.score_one(_instrument(body), _answers(body))
     rid, new = stores.submit(sid, res, body["answers"], id_number=str(body["id_number"]), assessed_on=on.isoformat(),

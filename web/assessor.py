@@ -81,7 +81,7 @@ def person(pid):
     return render_template("person.html", person=p, drafts=drafts.person_drafts(pid),
                            instruments=forms.instruments(), reasons=REASON_ZH,
                            default_instrument=current_app.config["DEFAULT_INSTRUMENT"],
-                           today=dt.date.today().isoformat())
+                           today=store_records.china_today().isoformat())
 
 
 @bp.route("/people/<int:pid>/drafts", methods=("POST",))
@@ -95,7 +95,7 @@ def new_draft(pid):
         on = dt.date.fromisoformat(request.form.get("assessed_on", ""))
     except ValueError:
         on = None
-    if on is None or on > dt.date.today() or reason not in store_records.REASONS:
+    if on is None or on > store_records.china_today() or reason not in store_records.REASONS:
         flash("请填写评估日期（不晚于今天）并选择评估原因。", "error")
         return redirect(url_for("assessor.person", pid=pid))
     ins = assess.load_instrument(iid, version or None)     # unknown instrument → INSTR_006 page

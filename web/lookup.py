@@ -13,6 +13,7 @@ from flask import Blueprint, flash, g, render_template, request
 
 import assess
 from assess import idnumber
+from assess.store.records import china_today
 
 from . import stores
 from .auth import login_required
@@ -28,7 +29,7 @@ REASON_ZH = {"recognised": "可以采信", "no_record": "没有评估记录", "r
 @login_required("officer")
 def form():
     purposes = stores.purposes(g.user.department)
-    ctx = {"purposes": purposes, "today": dt.date.today().isoformat(), "rec": None, "masked": None, "reasons": REASON_ZH}
+    ctx = {"purposes": purposes, "today": china_today().isoformat(), "rec": None, "masked": None, "reasons": REASON_ZH}
     if request.method == "GET":
         return render_template("lookup.html", **ctx)
     number = request.form.get("id_number", "")

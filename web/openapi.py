@@ -97,7 +97,7 @@ def spec() -> dict:
                 "RecognitionRequest": {"type": "object", "required": ["id_number", "purpose"], "properties": {
                     "id_number": {"type": "string"}, "purpose": {"type": "string", "example": "ltc_benefit"},
                     "on": {"type": "string", "format": "date"}}},
-                "Recognition": {"type": "object", "required": ["recognised", "reason", "detail"], "properties": {
+                "Recognition": {"type": "object", "required": ["recognised", "reason", "detail", "detail_zh"], "properties": {
                     "recognised": {"type": "boolean"},
                     "reason": {"type": "string", "enum": [
                         "recognised", "no_record", "revoked", "signature_invalid", "instrument_not_accepted",

@@ -151,7 +151,7 @@ def get_record(record_id: str) -> dict | None:
                                "total", "level", "status")}
     out.update(result=json.loads(rec["result"]), answers=json.loads(rec["answers"]),
                assessors=json.loads(rec["assessors"]), settings=json.loads(rec["settings"]),
-               verified=verdict.ok, verify_detail=verdict.reason, superseded=superseded,
+               verified=verdict.ok, verify_detail=verdict.reason_zh or verdict.reason, superseded=superseded,
                revoked=dict(revoked) if revoked else None)
     return out
 

@@ -204,7 +204,9 @@ def _parquet_writer(path, schema: pa.Schema) -> pq.ParquetWriter:
     if int(pa.__version__.split(".")[0]) >= 17:    # byte stream split of integers: Arrow 17 on
         extra["column_encoding"] = {f.name: "BYTE_STREAM_SPLIT" for f in schema
                                     if pa.types.is_integer(f.type) and f.name not in dictionary}
-    compression = {n: "none" if n in _UNCOMPRESSED else "lz4" for n in schema.names}
+    # A dict names top-level columns; a nested column's leaves would get no codec, so none is nested in OUT.
+    compression = "lz4" if any(pa.types.is_nested(f.type) for f in schema) else \
+        {n: "none" if n in _UNCOMPRESSED else "lz4" for n in schema.names}
     # write_batch_size: values encoded per internal step (default 1,024); 64 k is a few % cheaper.
     return pq.ParquetWriter(str(path), schema, compression=compression, use_dictionary=dictionary,
                             write_statistics=False, write_batch_size=65_536, **extra)

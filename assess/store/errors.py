@@ -33,7 +33,8 @@ class StoreCode(CodeCatalogue, enum.Enum):
     STORE_013 = ("supersedes another person's record",
                  "{where}: record {record_id} is another person's; a record supersedes only the same person's.")
     STORE_014 = ("assessment date in the future",
-                 "{where}: assessed_on {date} is after today ({today}). Give the day the assessment was made.")
+                 "{where}: assessed_on {date} is after today in China ({today}). Give the day the assessment "
+                 "was made.")
 
 
 class StoreError(AssessError, RuntimeError):

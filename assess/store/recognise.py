@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass
 
 from . import db, schema, signing
-from .records import now
+from .records import china_time_text, china_today, now
 
 
 class Reason(str, enum.Enum):
@@ -147,7 +147,7 @@ def _check(store, conn, rec, purpose, on: dt.date):
     """(Reason, detail, detail in Chinese, accept rule) for one candidate record."""
     verdict = _verdict(store, conn, rec)
     if not verdict.ok:
-        return Reason.SIGNATURE_INVALID, verdict.reason, f"签名验证未通过：{verdict.reason}", None
+        return Reason.SIGNATURE_INVALID, verdict.reason, f"签名校验失败：{verdict.reason_zh}", None
     rules = [a for a in purpose.accept if a.instrument == rec["instrument"]]
     inst, dept, level, day = rec["instrument"], rec["department"], rec["level"], rec["assessed_on"]
     if not rules:
@@ -253,7 +253,7 @@ def _as_date(on) -> dt.date:
 def recognise(store, id_number, department: str, purpose: str, on=None, actor=None) -> Recognition:
     store.ready()
     p = store.policy.purpose(department, purpose)
-    on = _as_date(on or dt.date.today())
+    on = _as_date(on or china_today())
     pkey = store.person_key(id_number)
     base = dict(department=department, purpose=purpose, on=on.isoformat(), person_key=pkey)
     with _session(store) as (conn, audit):
@@ -267,7 +267,7 @@ def recognise(store, id_number, department: str, purpose: str, on=None, actor=No
                 out = Recognition(False, Reason.REVOKED, f"record of {rec['assessed_on']} revoked by "
                                   f"{rev['department']} on {rev['created_at']}: {rev['reason']}",
                                   detail_zh=f"{rec['assessed_on']} 的评估记录已由 {rev['department']} 于 "
-                                            f"{rev['created_at']} 撤销：{rev['reason']}",
+                                            f"{china_time_text(rev['created_at'])} 撤销：{rev['reason']}",
                                   record=summary(rec), **base)
                 read = live
             else:

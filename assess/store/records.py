@@ -95,14 +95,31 @@ def attach(conn: Connection, added: int, contexts: list[dict], signatures: list[
         db.insert(conn, schema.contexts, contexts, conflict="context_id")
 
 
-def assessment_day(value, where: str) -> dt.date:
+# China has one time zone and no daylight saving. Assessments are dated by the day in China, and
+# servers often run on UTC: from 00:00 to 08:00 Beijing time the host's date is still yesterday.
+CHINA_TIME = dt.timezone(dt.timedelta(hours=8), "UTC+08:00")
+
+
+def china_today(now: dt.datetime | None = None) -> dt.date:
+    """Today's date in China (``now``: an aware datetime, for tests; default the current time)."""
+    return (now or dt.datetime.now(dt.timezone.utc)).astimezone(CHINA_TIME).date()
+
+
+def china_time_text(timestamp: str) -> str:
+    """A stored ISO timestamp (UTC) as officers read it: '2026-12-08 10:30（北京时间）'."""
+    t = dt.datetime.fromisoformat(timestamp)
+    t = t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+    return f"{t.astimezone(CHINA_TIME):%Y-%m-%d %H:%M}（北京时间）"
+
+
+def assessment_day(value, where: str, now: dt.datetime | None = None) -> dt.date:
     """The assessment date of a new record (a date, a datetime's day or 'YYYY-MM-DD'), refused when
-    after today (this machine's date, as the web forms check it): a record dated ahead would be
-    recognised for longer than its policy's maximum age allows."""
+    after today in China (as the web forms check it): a record dated ahead would be recognised for
+    longer than its policy's maximum age allows."""
     if isinstance(value, dt.datetime):
         value = value.date()
     day = value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
-    today = dt.date.today()
+    today = china_today(now)
     if day > today:
         raise store_error(StoreCode.STORE_014, where, date=day.isoformat(), today=today.isoformat())
     return day

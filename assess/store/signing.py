@@ -97,10 +97,22 @@ class Verdict:
     fields: list = field(default_factory=list)   # names of fields whose value no longer matches
     reason: str = ""
     kind: str = "record"                         # or "revocation" (of the record named)
+    reason_zh: str = ""                          # ``reason`` in Chinese, for officers (records only)
 
     def to_dict(self) -> dict:
         return {"record_id": self.record_id, "ok": self.ok, "fields": self.fields, "reason": self.reason,
-                "kind": self.kind}
+                "kind": self.kind, "reason_zh": self.reason_zh}
+
+
+class Failure(str):
+    """Why a signature group does not hold: the English text, with its Chinese as ``zh``."""
+
+    zh: str
+
+    def __new__(cls, en: str, zh: str):
+        self = super().__new__(cls, en)
+        self.zh = zh
+        return self
 
 
 class ManifestCache:
@@ -122,16 +134,17 @@ def check_group(sig_row, public_keys: dict):
     """(department, key id, digests) of a signature row whose signature holds, or a reason string."""
     entry = public_keys.get(sig_row["key_id"])
     if entry is None:
-        return f"no public key {sig_row['key_id']} of department {sig_row['department']} among the trusted keys"
+        return Failure(f"no public key {sig_row['key_id']} of department {sig_row['department']} among the "
+                       f"trusted keys", f"可信公钥中没有 {sig_row['department']} 部门的公钥 {sig_row['key_id']}")
     dept, pub = entry
     if dept != sig_row["department"] or not check_signature(pub, sig_row["manifest"], sig_row["signature"]):
-        return "the signature on the record's manifest is not valid"
+        return Failure("the signature on the record's manifest is not valid", "记录签名清单上的签名无效")
     m = json.loads(sig_row["manifest"])
     digests = bytes(sig_row["digests"])
     if m.get("department") != dept or m.get("key_id") != sig_row["key_id"] or m.get("layout") != LAYOUT:
-        return "the manifest names another department, key or layout"
+        return Failure("the manifest names another department, key or layout", "签名清单所列的部门、密钥或格式与签名不符")
     if m.get("records_sha256") != _sha(digests).hexdigest() or m.get("count") != len(digests) // 32:
-        return "the group's record digests do not match its signed manifest"
+        return Failure("the group's record digests do not match its signed manifest", "签名组的记录摘要与签名清单不符")
     return dept, sig_row["key_id"], digests
 
 
@@ -182,10 +195,11 @@ def verify_record(rec, sig_row, public_keys: dict, cache: ManifestCache | None =
     checked = cache.get(rec["sig_id"]) if cache else None
     if checked is None:
         if sig_row is None:
-            return Verdict(rid, False, changed, f"signature group {rec['sig_id']} is missing")
+            return Verdict(rid, False, changed, f"signature group {rec['sig_id']} is missing",
+                           reason_zh=f"签名组 {rec['sig_id']} 缺失")
         checked = check_group(sig_row, public_keys)
         if isinstance(checked, str):
-            return Verdict(rid, False, changed, checked)
+            return Verdict(rid, False, changed, checked, reason_zh=checked.zh)
         if cache:
             cache.put(sig_row["sig_id"], checked)
     dept, kid, digests = checked
@@ -193,10 +207,14 @@ def verify_record(rec, sig_row, public_keys: dict, cache: ManifestCache | None =
     signed = digests[32 * idx:32 * idx + 32] if 0 <= idx < len(digests) // 32 else b""
     if signed != digest:
         if changed and changed != ["field_digests"]:
-            return Verdict(rid, False, changed, "changed after signing: " + ", ".join(changed))
-        return Verdict(rid, False, ["field_digests"], "the record does not match its signed digest")
+            return Verdict(rid, False, changed, "changed after signing: " + ", ".join(changed),
+                           reason_zh="签名后被改动的字段：" + "、".join(changed))
+        return Verdict(rid, False, ["field_digests"], "the record does not match its signed digest",
+                       reason_zh="记录与其签名摘要不符")
     if changed:
-        return Verdict(rid, False, ["field_digests"], "the field check list was altered after signing")
+        return Verdict(rid, False, ["field_digests"], "the field check list was altered after signing",
+                       reason_zh="字段校验列表在签名后被改动")
     if rec["department"] != dept or rec["key_id"] != kid:
-        return Verdict(rid, False, ["department"], "the record names another issuer than its signature")
+        return Verdict(rid, False, ["department"], "the record names another issuer than its signature",
+                       reason_zh="记录所载发证部门与其签名不符")
     return Verdict(rid, True)

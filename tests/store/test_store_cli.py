@@ -128,10 +128,12 @@ def test_bad_dates_and_missing_id_file_are_usage_errors(url, tmp_path, policy_fi
 
 def test_an_import_dated_after_today_is_refused_and_stores_nothing(url, tmp_path, policy_file):
     import datetime as dt
+
+    from assess.store import records
     base = ["store", "--config", str(_config(url, tmp_path, policy_file, "mca"))]
     assert CliRunner().invoke(main, base + ["init"]).exit_code == 0
     pq = write_parquet(screening_frame(5), tmp_path / "o.parquet")
-    tomorrow, today = dt.date.today() + dt.timedelta(days=1), dt.date.today()
+    tomorrow, today = records.china_today() + dt.timedelta(days=1), records.china_today()
     args = ["import", str(pq), "--organisation", "o", "--reason", "first", "--json", "--assessed-on"]
     r = CliRunner().invoke(main, base + args + [tomorrow.isoformat()])
     assert r.exit_code == 2 and "STORE_014" in r.output and tomorrow.isoformat() in r.output, r.output

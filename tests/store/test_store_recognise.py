@@ -1,11 +1,12 @@
 """Recognition: every reason branch, crosswalks, and the audit row of each cross-department read."""
 import datetime as dt
+import re
 
 import pytest
 from sqlalchemy import text
 
 import assess
-from assess.store import Reason, StoreError
+from assess.store import Reason, StoreError, records
 from store_helpers import ASSESSED, add, example_answers, make_id
 
 ON = ASSESSED + dt.timedelta(days=30)
@@ -56,14 +57,29 @@ def test_no_record_before_the_date(store, nhsa):
 
 def test_a_record_dated_after_today_is_refused(store, nhsa):
     """Dated ahead, a record would stay within a policy's maximum age for longer than it should."""
-    tomorrow = dt.date.today() + dt.timedelta(days=1)
+    tomorrow = records.china_today() + dt.timedelta(days=1)
     for day in (tomorrow, tomorrow.isoformat(), dt.datetime.combine(tomorrow, dt.time(0, 0))):
         with pytest.raises(StoreError) as e:
             add(store, assessed_on=day)
         assert e.value.code.name == "STORE_014" and tomorrow.isoformat() in str(e.value)
     assert not nhsa.recognise(make_id(), "nhsa", "ltc", on=tomorrow)
-    add(store, assessed_on=dt.date.today())
-    assert nhsa.recognise(make_id(), "nhsa", "ltc", on=dt.date.today())
+    add(store, assessed_on=records.china_today())
+    assert nhsa.recognise(make_id(), "nhsa", "ltc", on=records.china_today())
+
+
+def test_today_is_the_day_in_china_whatever_the_hosts_time_zone():
+    """Assessments are dated by the day in China (UTC+8): at 01:00 on 8 December in Beijing a UTC
+    host's date is still the 7th, and an assessment of the 8th must pass."""
+    from assess.store import records
+    utc = dt.timezone.utc
+    beijing_1am = dt.datetime(2026, 12, 7, 17, 0, tzinfo=utc)
+    assert records.china_today(beijing_1am) == dt.date(2026, 12, 8)
+    assert records.china_today(dt.datetime(2026, 12, 7, 15, 59, tzinfo=utc)) == dt.date(2026, 12, 7)
+    assert records.assessment_day("2026-12-08", "add", now=beijing_1am) == dt.date(2026, 12, 8)
+    with pytest.raises(StoreError) as e:
+        records.assessment_day("2026-12-09", "add", now=beijing_1am)
+    assert "after today in China (2026-12-08)" in str(e.value)
+    assert records.china_time_text("2026-12-07T17:05:09+00:00") == "2026-12-08 01:05（北京时间）"
 
 
 def test_expired(store, nhsa):
@@ -111,7 +127,8 @@ def test_revoked_and_the_record_before_it(store, nhsa):
     r = nhsa.recognise(make_id(), "nhsa", "ltc", on=ON)
     assert r.reason is Reason.REVOKED and "录入错误" in r.detail
     assert r.detail_zh.startswith(f"{ASSESSED} 的评估记录已由 mca 于 ")
-    assert r.detail_zh.endswith(" 撤销：录入错误")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d 的评估记录已由 mca 于 \d{4}-\d\d-\d\d \d\d:\d\d（北京时间） 撤销：录入错误",
+                        r.detail_zh), r.detail_zh
     with pytest.raises(StoreError) as e:
         store.revoke(first, "again")
     assert e.value.code.name == "STORE_011"
@@ -136,7 +153,7 @@ def test_signature_invalid(store, nhsa):
     nhsa.manifests = type(nhsa.manifests)()
     r = nhsa.recognise(make_id(), "nhsa", "ltc", on=ON)
     assert r.reason is Reason.SIGNATURE_INVALID and "level" in r.detail
-    assert r.detail_zh == f"签名验证未通过：{r.detail}"
+    assert r.detail_zh == "签名校验失败：签名后被改动的字段：level"
 
 
 def test_unknown_signing_key_is_signature_invalid(make_store, tmp_path):
@@ -146,6 +163,7 @@ def test_unknown_signing_key_is_signature_invalid(make_store, tmp_path):
     mca = make_store("mca")
     r = mca.recognise(make_id(), "mca", "subsidy", on=ON)
     assert r.reason is Reason.SIGNATURE_INVALID and "no public key" in r.detail
+    assert r.detail_zh.startswith("签名校验失败：可信公钥中没有 nhc 部门的公钥 ")
 
 
 def test_crosswalk(store, nhsa):
