@@ -7,7 +7,6 @@ module only chains them, so the demo cannot drift from the real commands.
 """
 from __future__ import annotations
 
-import datetime as dt
 import os
 import tempfile
 from pathlib import Path
@@ -47,7 +46,8 @@ def _store_config(root: Path) -> Path:
 def demo(root: Path, rows: int, seed: int):
     """Generate a screening file, screen it, store the results in SQLite, look one grade up."""
     root.mkdir(parents=True, exist_ok=True)
-    today = dt.date.today().isoformat()
+    from .store.records import china_today     # here: `assess screen` need not import the store
+    today = china_today().isoformat()           # the store refuses an assessment dated after today in China
     source, scored = root / "screening.csv", root / "scored.parquet"
     _run(["demo-data", "--rows", str(rows), "--out", str(source), "--bad-share", "0.01", "--seed", str(seed),
           "--as-of", today])
