@@ -1,7 +1,6 @@
 """The :class:`Store`: a deployment's settings, keys and database, and the operations on records."""
 from __future__ import annotations
 
-import datetime as dt
 import getpass
 import json
 import logging
@@ -200,9 +199,9 @@ class Store:
         enc = self.cipher.encrypt(norm, pkey) if self.cipher else None
         priv, kid = self.signer
         ans = signing.canonical({k: v for k, v in answers.items() if k not in ("A.2.8", "A.2.1")})
+        day = records.assessment_day(assessed_on, "add")
         row = self._row(pkey=pkey, enc=enc, region=region, ins=ins, result=result.to_dict(), answers_json=ans,
-                        assessed_on=records.assessment_day(assessed_on, "add").isoformat(), assessors=assessors,
-                        organisation=organisation,
+                        assessed_on=day.isoformat(), assessors=assessors, organisation=organisation,
                         reason=reason, origin="assessment", supersedes=supersedes, source=None,
                         created_at=records.now(), key_id=kid)
         return PreparedRecord(row, records.seal([row], priv, self.department, kid, row["created_at"]))

@@ -24,7 +24,6 @@ then INSERT … ON CONFLICT DO NOTHING, when some of its records are stored alre
 """
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import logging
 import multiprocessing

@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass
 
 from . import db, schema, signing
-from .records import china_time_text, china_today, now
+from .records import as_date, china_time_text, china_today, now
 
 
 class Reason(str, enum.Enum):
@@ -235,25 +235,10 @@ def _session(store):
                 db.insert(conn, schema.audit, pending)
 
 
-def _as_date(on) -> dt.date:
-    """The day of ``on``: a date, a datetime (its day; it used to fail comparing a datetime with
-    the stored dates) or 'YYYY-MM-DD'."""
-    if isinstance(on, str):
-        try:
-            return dt.date.fromisoformat(on)
-        except ValueError:
-            raise ValueError(f"on={on!r} is not a date: give YYYY-MM-DD") from None
-    if isinstance(on, dt.datetime):
-        return on.date()
-    if isinstance(on, dt.date):
-        return on
-    raise TypeError(f"on must be a date, a datetime or 'YYYY-MM-DD', not {on!r} ({type(on).__name__})")
-
-
 def recognise(store, id_number, department: str, purpose: str, on=None, actor=None) -> Recognition:
     store.ready()
     p = store.policy.purpose(department, purpose)
-    on = _as_date(on or china_today())
+    on = as_date(on or china_today(), "on")
     pkey = store.person_key(id_number)
     base = dict(department=department, purpose=purpose, on=on.isoformat(), person_key=pkey)
     with _session(store) as (conn, audit):

@@ -112,13 +112,26 @@ def china_time_text(timestamp: str) -> str:
     return f"{t.astimezone(CHINA_TIME):%Y-%m-%d %H:%M}（北京时间）"
 
 
-def assessment_day(value, where: str, now: dt.datetime | None = None) -> dt.date:
-    """The assessment date of a new record (a date, a datetime's day or 'YYYY-MM-DD'), refused when
-    after today in China (as the web forms check it): a record dated ahead would be recognised for
-    longer than its policy's maximum age allows."""
+def as_date(value, name: str) -> dt.date:
+    """The day of ``value``: a date, a datetime (its day: a datetime does not compare with the
+    stored dates) or 'YYYY-MM-DD'; ``name`` is the argument the error names."""
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{name}={value!r} is not a date: give YYYY-MM-DD") from None
     if isinstance(value, dt.datetime):
-        value = value.date()
-    day = value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    raise TypeError(f"{name} must be a date, a datetime or 'YYYY-MM-DD', not {value!r} ({type(value).__name__})")
+
+
+def assessment_day(value, where: str, now: dt.datetime | None = None) -> dt.date:
+    """The assessment date of a new record (:func:`as_date`), refused when after today in China (as
+    the web forms check it): a record dated ahead would be recognised for longer than its policy's
+    maximum age allows."""
+    day = as_date(value, "assessed_on")
     today = china_today(now)
     if day > today:
         raise store_error(StoreCode.STORE_014, where, date=day.isoformat(), today=today.isoformat())

@@ -79,6 +79,8 @@ def test_today_is_the_day_in_china_whatever_the_hosts_time_zone():
     with pytest.raises(StoreError) as e:
         records.assessment_day("2026-12-09", "add", now=beijing_1am)
     assert "after today in China (2026-12-08)" in str(e.value)
+    with pytest.raises(ValueError, match="assessed_on='08/12/2026' is not a date: give YYYY-MM-DD"):
+        records.assessment_day("08/12/2026", "add", now=beijing_1am)
     assert records.china_time_text("2026-12-07T17:05:09+00:00") == "2026-12-08 01:05（北京时间）"
 
 
